@@ -1,0 +1,45 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "buildfs",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "buildfs", targets: ["buildfs"]),
+        .library(name: "BuildFSCore", targets: ["BuildFSCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+    ],
+    targets: [
+        // C libraries, found through pkg-config (libzstd-dev, libfuse3-dev).
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd",
+                       providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CFuse3", pkgConfig: "fuse3",
+                       providers: [.apt(["libfuse3-dev"])]),
+        // Linux calls Swift's Glibc module does not show (syncfs, ...).
+        .systemLibrary(name: "CLinuxCalls"),
+
+        // Layers 1-3: objects, store, snapshots. No FUSE.
+        .target(name: "BuildFSCore", dependencies: [
+            "CZstd", "CLinuxCalls",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+
+        // Layer 5: the command line.
+        .executableTarget(name: "buildfs", dependencies: [
+            "BuildFSCore",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        // Helpers shared by the test targets: temp dirs, random trees,
+        // exact tree comparison, running commands.
+        .target(name: "TestSupport", dependencies: [
+            .product(name: "Crypto", package: "swift-crypto"),
+        ], path: "Tests/TestSupport"),
+        .testTarget(name: "BuildFSCoreTests", dependencies: ["BuildFSCore", "TestSupport"]),
+        .testTarget(name: "BuildFSCLITests", dependencies: ["buildfs", "BuildFSCore", "TestSupport"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

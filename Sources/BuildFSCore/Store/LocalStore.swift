@@ -1,0 +1,269 @@
+import CLinuxCalls
+import Foundation
+import Glibc
+import Synchronization
+
+/// A store in a local directory:
+///
+///     buildfs-store         "buildfs store format 1"
+///     packs/NAME.pack       objects in compressed blocks (BlockCodec)
+///     packs/NAME.idx        where each object of NAME.pack is (PackIndex)
+///     refs/<escaped key>    one JSON file per snapshot (SnapshotRef)
+///     tmp/                  files being written; renamed into place whole
+///
+/// Objects live in packs rather than one file each: measured on /usr/include,
+/// a file per object stored 25% more than tar.zst (small files compressed
+/// alone), took 33% more on disk in 4 KiB blocks, and spent most of an
+/// import in the kernel on directory locks for the renames.
+///
+/// Safe to share between processes: every write goes to tmp/ and is renamed
+/// into place, so readers see a pack, index or ref whole or not at all.
+public final class LocalStore: Store {
+    public static let formatVersion = 1
+    static let formatFile = "buildfs-store"
+
+    public let root: String
+    public var location: String { root }
+    let compressionLevel: Int32
+    let catalog: PackCatalog
+    private let rootFD: FileDescriptor
+    private let decompressors = ContextPool { ZstdDecompressor() }
+    private let blockCache = BlockCache(capacity: 64)
+    private let packFiles = Mutex<[String: FileDescriptor]>([:])
+
+    /// Opens the store at `path`, creating it if it does not exist (or is an
+    /// empty directory). `compressionLevel` applies to objects written.
+    public init(path: String, compressionLevel: Int32 = Zstd.defaultLevel) throws {
+        root = path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path
+        self.compressionLevel = compressionLevel
+        try LocalStore.prepare(root)
+        rootFD = try FileDescriptor.open(root, O_RDONLY | O_DIRECTORY)
+        catalog = try PackCatalog(directory: root + "/packs")
+    }
+
+    /// Creates the layout if needed and checks the format version. A new
+    /// store is built in a sibling directory and renamed into place, so
+    /// processes creating one store at once never see it half made.
+    private static func prepare(_ root: String) throws {
+        if try checkFormat(root) { return }
+        var st = stat()
+        if stat(root, &st) == 0 {
+            guard st.isDirectory else { throw BuildFSError.storeUnusable(path: root, reason: "exists and is not a directory") }
+            guard try FileDescriptor.open(root, O_RDONLY | O_DIRECTORY).directoryEntries().isEmpty else {
+                throw BuildFSError.storeUnusable(
+                    path: root, reason: "directory is not empty and has no \(formatFile) file: not a buildfs store; use a new or empty directory")
+            }
+        }
+        let parent = (root as NSString).deletingLastPathComponent
+        try makeDirectories(parent.isEmpty ? "." : parent)
+        let staging = root + ".new-" + uniqueName()
+        defer { try? FileManager.default.removeItem(atPath: staging) }
+        for dir in ["", "/packs", "/refs", "/tmp"] { try makeDirectories(staging + dir) }
+        try writeFile(staging + "/" + formatFile, Array("buildfs store format \(formatVersion)\n".utf8), durable: true)
+        // rename() replaces an empty directory; if another process won, the
+        // target is no longer empty and its store is as good as ours.
+        if rename(staging, root) != 0 && errno != ENOTEMPTY && errno != EEXIST {
+            throw BuildFSError.fromErrno("create store", root)
+        }
+        guard try checkFormat(root) else {
+            throw BuildFSError.storeUnusable(path: root, reason: "could not be created")
+        }
+    }
+
+    /// True when `root` holds a store of our format; throws for another.
+    private static func checkFormat(_ root: String) throws -> Bool {
+        guard let text = try? String(contentsOfFile: root + "/" + formatFile, encoding: .utf8) else { return false }
+        let words = text.split(whereSeparator: \.isWhitespace)
+        guard words.count == 4, words[0] == "buildfs", words[1] == "store", words[2] == "format",
+              let version = Int(words[3]) else {
+            throw BuildFSError.storeUnusable(path: root, reason: "\(formatFile) is not a buildfs format file")
+        }
+        guard version == formatVersion else {
+            throw BuildFSError.storeUnusable(
+                path: root, reason: "store format \(version), this buildfs reads format \(formatVersion); use a matching buildfs or a new store")
+        }
+        return true
+    }
+
+    func tempPath(_ name: String) -> String { "\(root)/tmp/\(name)" }
+
+    func packPath(_ name: String) -> String { "\(root)/packs/\(name)" }
+
+    /// A name no other writer, in this process or another, will pick.
+    static func uniqueName() -> String {
+        let now = UInt64(Date().timeIntervalSince1970 * 1000)
+        return String(now, radix: 16) + "-" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
+    }
+
+    func moveIntoPlace(_ temp: String, _ path: String) throws {
+        guard rename(temp, path) == 0 else {
+            let err = errno
+            unlink(temp)
+            throw BuildFSError.fromErrno("rename", path, err)
+        }
+    }
+
+    // MARK: objects
+
+    public func has(_ id: ObjectID) throws -> Bool { catalog.contains(id) }
+
+    public func makeWriter() throws -> any ObjectWriter { PackWriter(store: self) }
+
+    public func get(_ id: ObjectID, maxLength: Int) throws -> [UInt8] {
+        var found = catalog.lookup(id)
+        if found == nil {
+            try catalog.refresh() // another process may have added it
+            found = catalog.lookup(id)
+        }
+        guard let location = found else { throw BuildFSError.missingObject(id: id.hex) }
+        let slot = location.slot
+        guard Int(slot.length) <= maxLength else {
+            throw BuildFSError.corruptObject(id: id.hex, reason: "is \(slot.length) bytes, at most \(maxLength) expected")
+        }
+        let block = try readBlock(location, for: id)
+        let end = Int(slot.offsetInBlock) + Int(slot.length)
+        guard end <= block.count else { throw BuildFSError.corruptObject(id: id.hex, reason: "slot outside its block") }
+        let content = Array(block[Int(slot.offsetInBlock)..<end])
+        guard ObjectID.hashing(content) == id else {
+            throw BuildFSError.corruptObject(id: id.hex, reason: "content does not hash to its id")
+        }
+        return content
+    }
+
+    private func readBlock(_ location: PackCatalog.Location, for id: ObjectID) throws -> [UInt8] {
+        let key = BlockCache.Key(pack: location.pack, offset: location.slot.blockOffset)
+        if let cached = blockCache.get(key) { return cached }
+        let file = try packFile(location.pack, for: id)
+        var stored = [UInt8](repeating: 0, count: Int(location.slot.blockLength))
+        let n = try stored.withUnsafeMutableBytes { try file.readFully(into: $0, at: location.slot.blockOffset) }
+        guard n == stored.count else { throw BuildFSError.corruptObject(id: id.hex, reason: "pack \(location.pack) is truncated") }
+        let block = try decompressors.with { decompressor in
+            try stored.withUnsafeBytes { try BlockCodec.decode($0, objectID: id, decompressor: decompressor) }
+        }
+        // Blocks of one large object are read once per read of it: cache
+        // only shared blocks of small objects.
+        if Int(location.slot.length) < block.count { blockCache.insert(key, block) }
+        return block
+    }
+
+    private func packFile(_ name: String, for id: ObjectID) throws -> FileDescriptor {
+        if let open = packFiles.withLock({ $0[name] }) { return open }
+        let path = packPath(name + ".pack")
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ENOENT { throw BuildFSError.missingObject(id: id.hex) }
+            throw BuildFSError.fromErrno("open", path)
+        }
+        let file = FileDescriptor(raw: fd, path: path)
+        return packFiles.withLock { files in
+            if let raced = files[name] { return raced }
+            files[name] = file
+            return file
+        }
+    }
+
+    /// Makes everything written to the store's file system durable: one call
+    /// instead of an fsync per file.
+    func syncObjects() throws {
+        guard buildfs_syncfs(rootFD.raw) == 0 else { throw BuildFSError.fromErrno("sync", root) }
+    }
+
+    // MARK: refs
+
+    func refPath(_ key: String) -> String { "\(root)/refs/\(SnapshotKey.fileName(for: key))" }
+
+    public func writeRef(_ ref: SnapshotRef) throws {
+        try SnapshotKey.validate(ref.key)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let json = Array(try encoder.encode(ref)) + [0x0A]
+        let temp = tempPath(LocalStore.uniqueName() + ".ref")
+        try LocalStore.writeFile(temp, json, durable: true)
+        try moveIntoPlace(temp, refPath(ref.key))
+        let refsDir = try FileDescriptor.open(root + "/refs", O_RDONLY | O_DIRECTORY)
+        try refsDir.sync()
+    }
+
+    public func readRef(key: String) throws -> SnapshotRef? {
+        try SnapshotKey.validate(key)
+        let path = refPath(key)
+        guard access(path, F_OK) == 0 else { return nil }
+        return try decodeRef(path: path, expectedFileName: SnapshotKey.fileName(for: key))
+    }
+
+    public func listRefs() throws -> RefListing {
+        let dir = try FileDescriptor.open(root + "/refs", O_RDONLY | O_DIRECTORY)
+        var listing = RefListing(refs: [], damaged: [])
+        for name in try dir.directoryEntries() {
+            let fileName = String(decoding: name, as: UTF8.self)
+            do {
+                listing.refs.append(try decodeRef(path: "\(root)/refs/\(fileName)", expectedFileName: fileName))
+            } catch let error as BuildFSError {
+                if case let .system(_, _, err) = error, err == ENOENT { continue } // removed meanwhile
+                listing.damaged.append((fileName, error.description))
+            }
+        }
+        return listing
+    }
+
+    /// Reads and checks a ref file: valid JSON, a valid key that maps to this
+    /// very file name (so a ref cannot pose as another key), a valid root id.
+    private func decodeRef(path: String, expectedFileName: String) throws -> SnapshotRef {
+        let file = try FileDescriptor.open(path, O_RDONLY)
+        let bytes = try file.readAll(limit: 1 << 20)
+        func damaged(_ reason: String) -> BuildFSError {
+            .storeUnusable(path: path, reason: "damaged ref: \(reason)")
+        }
+        var ref: SnapshotRef
+        do {
+            ref = try JSONDecoder().decode(SnapshotRef.self, from: Data(bytes))
+        } catch {
+            throw damaged("not valid ref JSON")
+        }
+        do { try SnapshotKey.validate(ref.key) } catch { throw damaged("invalid key") }
+        guard SnapshotKey.fileName(for: ref.key) == expectedFileName else { throw damaged("key does not match its file name") }
+        guard ref.rootID != nil else { throw damaged("bad root id") }
+        guard ref.statIndex == nil || ref.statIndexID != nil else { throw damaged("bad stat index id") }
+        let st = try file.stat()
+        ref.lastUsed = Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9
+        return ref
+    }
+
+    public func touchRef(key: String) throws {
+        try SnapshotKey.validate(key)
+        let path = refPath(key)
+        guard utimensat(AT_FDCWD, path, nil, 0) == 0 else { throw BuildFSError.fromErrno("touch", path) }
+    }
+
+    // MARK: files
+
+    /// Writes a new file whole. On failure the file is removed.
+    static func writeFile(_ path: String, _ bytes: [UInt8], durable: Bool, mode: mode_t = 0o644) throws {
+        let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw BuildFSError.fromErrno("create", path) }
+        let file = FileDescriptor(raw: fd, path: path)
+        do {
+            try bytes.withUnsafeBytes { try file.writeAll($0) }
+            if durable { try file.sync() }
+        } catch {
+            unlink(path)
+            throw error
+        }
+    }
+}
+
+/// mkdir -p.
+public func makeDirectories(_ path: String, mode: mode_t = 0o755) throws {
+    if mkdir(path, mode) == 0 || errno == EEXIST {
+        var st = stat()
+        guard stat(path, &st) == 0, st.isDirectory else {
+            throw BuildFSError.badTarget(path: path, reason: "exists and is not a directory")
+        }
+        return
+    }
+    guard errno == ENOENT else { throw BuildFSError.fromErrno("create directory", path) }
+    let parent = (path as NSString).deletingLastPathComponent
+    guard !parent.isEmpty, parent != path else { throw BuildFSError.fromErrno("create directory", path) }
+    try makeDirectories(parent, mode: mode)
+    guard mkdir(path, mode) == 0 || errno == EEXIST else { throw BuildFSError.fromErrno("create directory", path) }
+}

@@ -1,0 +1,74 @@
+import Glibc
+import Synchronization
+
+/// The finished packs of a local store and where each object sits in them,
+/// loaded from the `.idx` files. Other processes add packs at any time:
+/// `refresh` picks up the new ones.
+final class PackCatalog: Sendable {
+    struct Location: Sendable {
+        var pack: String
+        var slot: PackSlot
+    }
+
+    private struct State {
+        var packNames: [String] = []
+        var loaded: Set<String> = []
+        /// Pack number (into packNames) and slot.
+        var slots: [ObjectID: (UInt32, PackSlot)] = [:]
+        var damaged: [String: String] = [:]
+    }
+
+    let directory: String
+    private let state = Mutex(State())
+
+    init(directory: String) throws {
+        self.directory = directory
+        try refresh()
+    }
+
+    func lookup(_ id: ObjectID) -> Location? {
+        state.withLock { state in
+            state.slots[id].map { Location(pack: state.packNames[Int($0.0)], slot: $0.1) }
+        }
+    }
+
+    func contains(_ id: ObjectID) -> Bool { state.withLock { $0.slots[id] != nil } }
+
+    /// Index files that could not be read, with the reason.
+    var damaged: [String: String] { state.withLock { $0.damaged } }
+
+    var packNames: [String] { state.withLock { $0.packNames } }
+
+    /// Loads the indexes of packs that appeared since the last look.
+    func refresh() throws {
+        let dir = try FileDescriptor.open(directory, O_RDONLY | O_DIRECTORY)
+        let names = try dir.directoryEntries().map { String(decoding: $0, as: UTF8.self) }
+        let fresh = names.filter { $0.hasSuffix(".idx") }.map { String($0.dropLast(4)) }
+            .filter { name in state.withLock { !$0.loaded.contains(name) } }
+        for name in fresh {
+            let path = "\(directory)/\(name).idx"
+            do {
+                let bytes = try FileDescriptor.open(path, O_RDONLY).readAll(limit: 1 << 30)
+                add(pack: name, entries: try PackIndex.decode(bytes, name: path))
+            } catch let error as BuildFSError {
+                if case let .system(_, _, err) = error, err == ENOENT { continue } // removed meanwhile
+                state.withLock {
+                    $0.loaded.insert(name)
+                    $0.damaged[name] = error.description
+                }
+            }
+        }
+    }
+
+    /// Registers a pack this process just finished.
+    func add(pack name: String, entries: [(ObjectID, PackSlot)]) {
+        state.withLock { state in
+            guard state.loaded.insert(name).inserted else { return }
+            let number = UInt32(state.packNames.count)
+            state.packNames.append(name)
+            for (id, slot) in entries where state.slots[id] == nil {
+                state.slots[id] = (number, slot)
+            }
+        }
+    }
+}

@@ -1,0 +1,124 @@
+import Glibc
+import Synchronization
+
+/// Writes objects into new packs for one import or commit. Workers call
+/// `put` concurrently; each worker thread gets its own lane (its own pack
+/// file and block being filled), so compression runs on every core.
+/// Objects become readable when their pack is finished; all are finished and
+/// durable when `finish` returns, and only then may a ref name them.
+final class PackWriter: ObjectWriter {
+    /// Objects share blocks of up to this size: large enough for zstd to
+    /// find redundancy across small files and neighbouring chunks, small
+    /// enough to decode for one read.
+    static let blockSize = 1024 * 1024
+    /// A pack is finished once it reaches this size.
+    static let packSize: UInt64 = 64 * 1024 * 1024
+
+    private let store: LocalStore
+    private let lanes: ContextPool<PackLane>
+    /// Ids this writer already took, so two workers never store one twice.
+    private let claimed = Mutex<Set<ObjectID>>([])
+
+    init(store: LocalStore) {
+        self.store = store
+        lanes = ContextPool { PackLane(store: store) }
+    }
+
+    func put(_ id: ObjectID, content: UnsafeRawBufferPointer) throws {
+        if store.catalog.contains(id) { return }
+        guard claimed.withLock({ $0.insert(id).inserted }) else { return }
+        try lanes.with { try $0.append(id, content) }
+    }
+
+    func finish() throws -> UInt64 {
+        var total: UInt64 = 0
+        for lane in lanes.all { total += try lane.finishPack() }
+        try store.syncObjects()
+        return total
+    }
+
+    func abandon() {
+        for lane in lanes.all { lane.abandon() }
+    }
+}
+
+/// One pack being written by one thread at a time (ContextPool hands it out).
+final class PackLane: @unchecked Sendable {
+    private let store: LocalStore
+    private let compressor: ZstdCompressor
+    private var pack: (name: String, file: FileDescriptor)?
+    private var packLength: UInt64 = 0
+    private var entries: [(ObjectID, PackSlot)] = []
+    private var block: [UInt8] = []
+    private var blockObjects: [(ObjectID, offset: Int, length: Int)] = []
+    /// Bytes of packs this lane finished.
+    private var written: UInt64 = 0
+
+    init(store: LocalStore) {
+        self.store = store
+        compressor = ZstdCompressor(level: store.compressionLevel)
+        block.reserveCapacity(PackWriter.blockSize)
+    }
+
+    func append(_ id: ObjectID, _ content: UnsafeRawBufferPointer) throws {
+        if block.count + content.count > PackWriter.blockSize { try flushBlock() }
+        if content.count >= PackWriter.blockSize {
+            // Objects as big as a block get one of their own.
+            try writeBlock(content, objects: [(id, 0, content.count)])
+            return
+        }
+        blockObjects.append((id, block.count, content.count))
+        block.append(contentsOf: content)
+    }
+
+    private func flushBlock() throws {
+        guard !blockObjects.isEmpty else { return }
+        let objects = blockObjects
+        try block.withUnsafeBytes { try writeBlock($0, objects: objects) }
+        block.removeAll(keepingCapacity: true)
+        blockObjects.removeAll(keepingCapacity: true)
+    }
+
+    private func writeBlock(_ content: UnsafeRawBufferPointer, objects: [(ObjectID, offset: Int, length: Int)]) throws {
+        let encoded = BlockCodec.encode(content, compressor: compressor)
+        if pack == nil {
+            let name = LocalStore.uniqueName()
+            pack = (name, try FileDescriptor.open(store.tempPath(name + ".pack"), O_WRONLY | O_CREAT | O_EXCL, mode: 0o444))
+            packLength = 0
+        }
+        try encoded.withUnsafeBytes { try pack!.file.writeAll($0) }
+        for (id, offset, length) in objects {
+            entries.append((id, PackSlot(blockOffset: packLength, blockLength: UInt32(encoded.count),
+                                         offsetInBlock: UInt32(offset), length: UInt32(length))))
+        }
+        packLength += UInt64(encoded.count)
+        if packLength >= PackWriter.packSize { written += try sealPack() }
+    }
+
+    /// Writes the index and moves pack and index into packs/: the pack
+    /// first, so an index never names a pack that is not there.
+    private func sealPack() throws -> UInt64 {
+        guard let (name, _) = pack else { return 0 }
+        let index = PackIndex.encode(entries)
+        let indexTemp = store.tempPath(name + ".idx")
+        try LocalStore.writeFile(indexTemp, index, durable: false, mode: 0o444)
+        try store.moveIntoPlace(store.tempPath(name + ".pack"), store.packPath(name + ".pack"))
+        try store.moveIntoPlace(indexTemp, store.packPath(name + ".idx"))
+        store.catalog.add(pack: name, entries: entries)
+        let size = packLength + UInt64(index.count)
+        pack = nil
+        entries.removeAll()
+        return size
+    }
+
+    func finishPack() throws -> UInt64 {
+        try flushBlock()
+        written += try sealPack()
+        return written
+    }
+
+    func abandon() {
+        if let (name, _) = pack { unlink(store.tempPath(name + ".pack")) }
+        pack = nil
+    }
+}

@@ -1,0 +1,70 @@
+import Foundation
+
+/// A named snapshot: a key pointing at the root tree of a committed tree,
+/// with what `snapshots` and `gc` need to know about it. Stored as JSON.
+public struct SnapshotRef: Codable, Hashable, Sendable {
+    public var key: String
+    /// Hex id of the root tree.
+    public var root: String
+    /// Seconds since the epoch, with fractions: restore-key lookup takes the
+    /// newest by this.
+    public var created: Double
+    /// Bytes of file contents in the snapshot.
+    public var logicalBytes: UInt64
+    /// Bytes this snapshot added to the store when it was written (objects
+    /// the store did not have), after compression.
+    public var addedBytes: UInt64
+    public var files: Int
+    public var directories: Int
+    public var symlinks: Int
+    /// Hex id of the stat index that lets a later import of the same
+    /// directory skip unchanged files (absent for commits from a mount).
+    public var statIndex: String?
+    /// The directory the snapshot was imported from, to find it as a parent.
+    public var source: SourceDirectory?
+    /// Key of the snapshot this one was made on top of.
+    public var parent: String?
+    /// Last time a mount or export used it: kept outside the JSON (the ref
+    /// file's mtime) so that marking use never rewrites the ref.
+    public var lastUsed: Double = 0
+
+    enum CodingKeys: String, CodingKey {
+        case key, root, created, logicalBytes, addedBytes, files, directories, symlinks, statIndex, source, parent
+    }
+
+    public init(key: String, root: ObjectID, created: Double, logicalBytes: UInt64, addedBytes: UInt64,
+                files: Int, directories: Int, symlinks: Int, statIndex: ObjectID?, source: SourceDirectory?,
+                parent: String?) {
+        self.key = key
+        self.root = root.hex
+        self.created = created
+        self.logicalBytes = logicalBytes
+        self.addedBytes = addedBytes
+        self.files = files
+        self.directories = directories
+        self.symlinks = symlinks
+        self.statIndex = statIndex?.hex
+        self.source = source
+        self.parent = parent
+        self.lastUsed = created
+    }
+
+    public var rootID: ObjectID? { ObjectID(hex: root) }
+    public var statIndexID: ObjectID? { statIndex.flatMap { ObjectID(hex: $0) } }
+
+    /// Every object id the ref names directly.
+    public var objectIDs: [ObjectID] { [rootID, statIndexID].compactMap { $0 } }
+}
+
+/// Identifies an imported directory across imports on one machine.
+public struct SourceDirectory: Codable, Hashable, Sendable {
+    public var path: String
+    public var device: UInt64
+    public var inode: UInt64
+
+    public init(path: String, device: UInt64, inode: UInt64) {
+        self.path = path
+        self.device = device
+        self.inode = inode
+    }
+}

@@ -1,0 +1,67 @@
+/// Where snapshots live: content-addressed objects and named refs. A local
+/// directory implements it; an HTTP cache will too. Objects are handed over
+/// as their uncompressed content; how they are stored is the store's business.
+public protocol Store: Sendable {
+    /// Where the store is, for messages.
+    var location: String { get }
+
+    func has(_ id: ObjectID) throws -> Bool
+    /// The verified content of `id`; throws `.missingObject` or
+    /// `.corruptObject`, never returns other bytes. Content longer than
+    /// `maxLength` is refused as corrupt.
+    func get(_ id: ObjectID, maxLength: Int) throws -> [UInt8]
+    /// Starts a batch of object writes (one import or commit).
+    func makeWriter() throws -> any ObjectWriter
+
+    /// Publishes a ref. Only after the writer that stored its objects has
+    /// finished: a ref must never name an object that a crash could lose.
+    func writeRef(_ ref: SnapshotRef) throws
+    func readRef(key: String) throws -> SnapshotRef?
+    func listRefs() throws -> RefListing
+    /// Marks the ref as used now (for least-recently-used eviction).
+    func touchRef(key: String) throws
+}
+
+/// A batch of object writes. `put` may be called from many threads; objects
+/// are durable once `finish` returns, and only then may a ref name them.
+/// Writes are idempotent: objects the store has are skipped.
+public protocol ObjectWriter: Sendable {
+    func put(_ id: ObjectID, content: UnsafeRawBufferPointer) throws
+    /// Writes out what is buffered and makes every object durable; returns
+    /// the bytes the store grew by.
+    func finish() throws -> UInt64
+    /// Drops what is not finished (after an error).
+    func abandon()
+}
+
+extension ObjectWriter {
+    /// Stores `content` under its own hash and returns that id.
+    @discardableResult
+    public func put(_ content: [UInt8]) throws -> ObjectID {
+        let id = ObjectID.hashing(content)
+        try content.withUnsafeBytes { try put(id, content: $0) }
+        return id
+    }
+}
+
+/// What `listRefs` found: the readable refs, and the ones that are not.
+public struct RefListing: Sendable {
+    public var refs: [SnapshotRef]
+    /// (ref file, reason) for refs that could not be read.
+    public var damaged: [(name: String, reason: String)]
+
+    public init(refs: [SnapshotRef], damaged: [(name: String, reason: String)]) {
+        self.refs = refs
+        self.damaged = damaged
+    }
+}
+
+extension Store {
+    public func get(_ id: ObjectID) throws -> [UInt8] {
+        try get(id, maxLength: BlockCodec.maxContentLength)
+    }
+
+    public func getTree(_ id: ObjectID) throws -> Tree {
+        try Tree.decode(try get(id), id: id)
+    }
+}

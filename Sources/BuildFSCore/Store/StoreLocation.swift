@@ -1,0 +1,21 @@
+import Foundation
+
+/// Which store a command uses: `--store`, else `$BUILDFS_STORE`, else
+/// `$XDG_CACHE_HOME/buildfs`, else `~/.cache/buildfs`.
+public enum StoreLocation {
+    public static func resolve(explicit: String?, environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        if let explicit, !explicit.isEmpty { return explicit }
+        if let fromEnv = environment["BUILDFS_STORE"], !fromEnv.isEmpty { return fromEnv }
+        if let cache = environment["XDG_CACHE_HOME"], !cache.isEmpty { return cache + "/buildfs" }
+        let home = environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
+        return home + "/.cache/buildfs"
+    }
+
+    /// Opens the store `location` names.
+    public static func open(_ location: String, compressionLevel: Int32 = Zstd.defaultLevel) throws -> any Store {
+        if location.hasPrefix("http://") || location.hasPrefix("https://") {
+            throw BuildFSError.usage("remote stores (\(location)) are not supported yet; use a local directory")
+        }
+        return try LocalStore(path: location, compressionLevel: compressionLevel)
+    }
+}

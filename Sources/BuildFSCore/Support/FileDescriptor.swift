@@ -1,0 +1,152 @@
+import Glibc
+
+/// A file descriptor that is closed when the last reference goes away.
+/// `path` is kept only to name the file in error messages.
+public final class FileDescriptor: @unchecked Sendable {
+    public let raw: Int32
+    public let path: String
+
+    public init(raw: Int32, path: String) {
+        self.raw = raw
+        self.path = path
+    }
+
+    deinit { close(raw) }
+
+    /// Opens `path` (absolute or relative to the working directory).
+    public static func open(_ path: String, _ flags: Int32, mode: mode_t = 0o644) throws -> FileDescriptor {
+        let fd = Glibc.open(path, flags | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw BuildFSError.fromErrno("open", path) }
+        return FileDescriptor(raw: fd, path: path)
+    }
+
+    /// Opens `name` inside this directory, never following a symlink at `name`
+    /// unless `flags` says otherwise.
+    public func openAt(_ name: [UInt8], _ flags: Int32, mode: mode_t = 0o644) throws -> FileDescriptor {
+        let childPath = path + "/" + String(decoding: name, as: UTF8.self)
+        let fd = withCString(name) { Glibc.openat(raw, $0, flags | O_CLOEXEC, mode) }
+        guard fd >= 0 else { throw BuildFSError.fromErrno("open", childPath) }
+        return FileDescriptor(raw: fd, path: childPath)
+    }
+
+    public func stat() throws -> Glibc.stat {
+        var st = Glibc.stat()
+        guard fstat(raw, &st) == 0 else { throw BuildFSError.fromErrno("stat", path) }
+        return st
+    }
+
+    /// lstat of an entry of this directory.
+    public func statAt(_ name: [UInt8]) throws -> Glibc.stat {
+        var st = Glibc.stat()
+        let rc = withCString(name) { fstatat(raw, $0, &st, AT_SYMLINK_NOFOLLOW) }
+        guard rc == 0 else { throw BuildFSError.fromErrno("stat", childPath(name)) }
+        return st
+    }
+
+    public func childPath(_ name: [UInt8]) -> String {
+        path + "/" + String(decoding: name, as: UTF8.self)
+    }
+
+    /// Reads until `buffer` is full or the file ends; returns the byte count.
+    public func readFully(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        var done = 0
+        while done < buffer.count {
+            let n = Glibc.read(raw, buffer.baseAddress! + done, buffer.count - done)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw BuildFSError.fromErrno("read", path)
+            }
+            if n == 0 { break }
+            done += n
+        }
+        return done
+    }
+
+    /// Reads the whole file from its current offset.
+    public func readAll(limit: Int) throws -> [UInt8] {
+        var result: [UInt8] = []
+        var block = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let n = try block.withUnsafeMutableBytes { try readFully(into: $0) }
+            result.append(contentsOf: block[0..<n])
+            if result.count > limit {
+                throw BuildFSError.badTarget(path: path, reason: "file is larger than \(limit) bytes")
+            }
+            if n < block.count { return result }
+        }
+    }
+
+    public func writeAll(_ bytes: UnsafeRawBufferPointer) throws {
+        var done = 0
+        while done < bytes.count {
+            let n = Glibc.write(raw, bytes.baseAddress! + done, bytes.count - done)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw BuildFSError.fromErrno("write", path)
+            }
+            done += n
+        }
+    }
+
+    public func sync() throws {
+        guard fsync(raw) == 0 else { throw BuildFSError.fromErrno("fsync", path) }
+    }
+
+    /// Names in this directory, without "." and "..", in no particular order.
+    public func directoryEntries() throws -> [[UInt8]] {
+        let dupFD = dup(raw)
+        guard dupFD >= 0, let dir = fdopendir(dupFD) else {
+            throw BuildFSError.fromErrno("open directory", path)
+        }
+        defer { closedir(dir) }
+        rewinddir(dir)
+        var names: [[UInt8]] = []
+        while true {
+            errno = 0
+            guard let entry = readdir(dir) else {
+                if errno != 0 { throw BuildFSError.fromErrno("read directory", path) }
+                return names
+            }
+            let name = withUnsafeBytes(of: &entry.pointee.d_name) { raw -> [UInt8] in
+                let bytes = raw.bindMemory(to: UInt8.self)
+                let length = bytes.firstIndex(of: 0) ?? bytes.count
+                return Array(bytes[0..<length])
+            }
+            if name == [0x2E] || name == [0x2E, 0x2E] { continue }
+            names.append(name)
+        }
+    }
+}
+
+/// Calls `body` with `bytes` as a NUL-terminated C string.
+@inline(__always)
+public func withCString<R>(_ bytes: [UInt8], _ body: (UnsafePointer<CChar>) throws -> R) rethrows -> R {
+    var terminated = bytes
+    terminated.append(0)
+    return try terminated.withUnsafeBufferPointer { buffer in
+        try buffer.baseAddress!.withMemoryRebound(to: CChar.self, capacity: buffer.count) { try body($0) }
+    }
+}
+
+extension stat {
+    public var isRegularFile: Bool { (st_mode & S_IFMT) == S_IFREG }
+    public var isDirectory: Bool { (st_mode & S_IFMT) == S_IFDIR }
+    public var isSymlink: Bool { (st_mode & S_IFMT) == S_IFLNK }
+}
+
+extension FileDescriptor {
+    /// pread until `buffer` is full or the file ends; returns the byte count.
+    public func readFully(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws -> Int {
+        var done = 0
+        while done < buffer.count {
+            let n = pread(raw, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw BuildFSError.fromErrno("read", path)
+            }
+            if n == 0 { break }
+            done += n
+        }
+        return done
+    }
+}

@@ -27,9 +27,12 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
 
+        // Layer 4: the FUSE daemon. Needs the store, never the CLI.
+        .target(name: "BuildFSMount", dependencies: ["BuildFSCore", "CFuse3", "CLinuxCalls"]),
+
         // Layer 5: the command line.
         .executableTarget(name: "buildfs", dependencies: [
-            "BuildFSCore",
+            "BuildFSCore", "BuildFSMount",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -40,6 +43,7 @@ let package = Package(
         ], path: "Tests/TestSupport"),
         .testTarget(name: "BuildFSCoreTests", dependencies: ["BuildFSCore", "TestSupport"]),
         .testTarget(name: "BuildFSCLITests", dependencies: ["buildfs", "BuildFSCore", "TestSupport"]),
+        .testTarget(name: "BuildFSMountTests", dependencies: ["buildfs", "TestSupport", "CLinuxCalls"]),
     ],
     swiftLanguageModes: [.v6]
 )

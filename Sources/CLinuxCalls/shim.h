@@ -1,13 +1,44 @@
 #ifndef BUILDFS_CLINUXCALLS_SHIM_H
 #define BUILDFS_CLINUXCALLS_SHIM_H
-// Linux calls that Swift's Glibc module does not show without _GNU_SOURCE
-// (which must not be defined here: the module would then disagree with
-// SwiftGlibc about system structs). Variadic syscall() needs a wrapper too.
+// Linux calls and constants that Swift's Glibc module does not show without
+// _GNU_SOURCE (which must not be defined here: the module would then
+// disagree with SwiftGlibc about system structs). Variadic syscall() needs
+// a wrapper too.
 #include <unistd.h>
+#include <fcntl.h>
 #include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/xattr.h>
+
+#define BUILDFS_O_PATH 010000000
+#define BUILDFS_AT_EMPTY_PATH 0x1000
+#define BUILDFS_RENAME_NOREPLACE (1 << 0)
+#define BUILDFS_RENAME_EXCHANGE (1 << 1)
+static const long BUILDFS_UTIME_NOW = (1l << 30) - 1l;
+static const long BUILDFS_UTIME_OMIT = (1l << 30) - 2l;
 
 /// Flushes every dirty page of the file system holding `fd`: one call makes
 /// all objects written before it durable.
 static inline int buildfs_syncfs(int fd) { return (int)syscall(SYS_syncfs, fd); }
+
+static inline int buildfs_renameat2(int olddirfd, const char *oldpath, int newdirfd,
+                                    const char *newpath, unsigned int flags) {
+    return (int)syscall(SYS_renameat2, olddirfd, oldpath, newdirfd, newpath, flags);
+}
+
+/// Per-thread file system ids (the raw syscalls are per thread; glibc's
+/// wrappers would be too, but are hidden without _GNU_SOURCE).
+static inline int buildfs_setfsuid(uid_t uid) { return (int)syscall(SYS_setfsuid, uid); }
+static inline int buildfs_setfsgid(gid_t gid) { return (int)syscall(SYS_setfsgid, gid); }
+
+/// Supplementary groups of this thread only (glibc's setgroups() would
+/// change every thread of the process).
+static inline int buildfs_setgroups(size_t size, const gid_t *list) {
+    return (int)syscall(SYS_setgroups, size, list);
+}
+
+static inline int buildfs_fallocate(int fd, int mode, off_t offset, off_t length) {
+    return (int)syscall(SYS_fallocate, fd, mode, offset, length);
+}
 
 #endif

@@ -16,6 +16,6 @@ struct BuildFS: ParsableCommand {
               buildfs snapshots
             """,
         version: "0.1.0",
-        subcommands: [ImportCommand.self, ExportCommand.self, SnapshotsCommand.self]
+        subcommands: [MountCommand.self, UmountCommand.self, ImportCommand.self, ExportCommand.self, SnapshotsCommand.self]
     )
 }

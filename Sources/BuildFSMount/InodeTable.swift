@@ -1,0 +1,96 @@
+import CFuse3
+import Glibc
+import Synchronization
+
+/// Identity of a file in the upper directory.
+struct InodeKey: Hashable {
+    var device: UInt64
+    var inode: UInt64
+}
+
+/// A file the kernel knows about: an O_PATH descriptor on it, so that every
+/// operation works on the file itself rather than on a path (no path length
+/// limits, no races with renames). Hard links share one Inode.
+final class Inode: @unchecked Sendable {
+    let fd: Int32
+    let key: InodeKey
+    let isSymlink: Bool
+
+    init(fd: Int32, key: InodeKey, isSymlink: Bool) {
+        self.fd = fd
+        self.key = key
+        self.isSymlink = isSymlink
+    }
+
+    deinit { close(fd) }
+
+    /// The path through /proc that reopens this file with real access modes.
+    var procPath: String { "/proc/self/fd/\(fd)" }
+}
+
+/// The inodes the kernel holds, by their FUSE number. A FUSE inode number
+/// is the address of the Inode object (libfuse's passthrough_ll does the
+/// same): no second map, and safe because the table keeps a strong reference
+/// until the kernel's lookups are all forgotten.
+final class InodeTable: Sendable {
+    private struct Entry {
+        let inode: Inode
+        var lookups: UInt64
+    }
+
+    let root: Inode
+    private let entries = Mutex<[InodeKey: Entry]>([:])
+
+    init(root: Inode) { self.root = root }
+
+    func inode(_ number: fuse_ino_t) -> Inode {
+        if number == fuse_ino_t(FUSE_ROOT_ID) { return root }
+        return Unmanaged<Inode>.fromOpaque(UnsafeRawPointer(bitPattern: UInt(number))!).takeUnretainedValue()
+    }
+
+    func number(of inode: Inode) -> fuse_ino_t {
+        if inode === root { return fuse_ino_t(FUSE_ROOT_ID) }
+        return fuse_ino_t(UInt(bitPattern: Unmanaged.passUnretained(inode).toOpaque()))
+    }
+
+    /// Counts one kernel lookup of the file open as `fd` (O_PATH): returns
+    /// its Inode, new or known (then `fd` is closed).
+    func remember(fd: Int32, stat st: stat) -> Inode {
+        let key = InodeKey(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
+        if key == root.key {
+            close(fd)
+            return root
+        }
+        return entries.withLock { entries in
+            if var entry = entries[key] {
+                entry.lookups += 1
+                entries[key] = entry
+                close(fd)
+                return entry.inode
+            }
+            let inode = Inode(fd: fd, key: key, isSymlink: (st.st_mode & S_IFMT) == S_IFLNK)
+            entries[key] = Entry(inode: inode, lookups: 1)
+            return inode
+        }
+    }
+
+    /// The kernel dropped `count` lookups of `number`.
+    func forget(_ number: fuse_ino_t, count: UInt64) {
+        if number == fuse_ino_t(FUSE_ROOT_ID) { return }
+        let inode = self.inode(number)
+        // Release the last reference outside the lock: closing an fd can be slow.
+        let dropped: Inode? = entries.withLock { entries in
+            guard var entry = entries[inode.key], entry.inode === inode else { return nil }
+            entry.lookups -= min(count, entry.lookups)
+            if entry.lookups == 0 {
+                entries[inode.key] = nil
+                return entry.inode
+            }
+            entries[inode.key] = entry
+            return nil
+        }
+        _ = dropped
+    }
+
+    var count: Int { entries.withLock { $0.count } }
+}

@@ -1,0 +1,55 @@
+import BuildFSCore
+import CFuse3
+import Foundation
+import Glibc
+
+/// Runs the FUSE session for one mount until it is unmounted or signalled.
+public enum MountDaemon {
+    /// Mounts `upper` at `mountpoint`, calls `ready` once the mount is live,
+    /// then serves requests on libfuse's worker threads until unmounted
+    /// (or SIGTERM/SIGINT/SIGHUP), and unmounts.
+    public static func serve(mountpoint: String, upper: String, options: [String],
+                             ready: () -> Void) throws {
+        raiseFileLimit()
+        // The kernel already applied the caller's umask to create modes.
+        umask(0)
+        let fileSystem = try PassthroughFileSystem(upper: upper)
+        var operations = FuseOperations.table()
+        let arguments = ["buildfs", "-o", MountOptions.fuseOptionString(options)]
+        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var args = buildfs_args_init(Int32(arguments.count), &argv)
+        let userdata = Unmanaged.passRetained(fileSystem).toOpaque()
+        defer { Unmanaged<PassthroughFileSystem>.fromOpaque(userdata).release() }
+
+        guard let session = buildfs_session_new(&args, &operations, userdata) else {
+            throw BuildFSError.usage("libfuse refused the mount options \(arguments[2])")
+        }
+        defer { fuse_session_destroy(session) }
+        guard fuse_set_signal_handlers(session) == 0 else {
+            throw BuildFSError.usage("cannot install signal handlers")
+        }
+        defer { fuse_remove_signal_handlers(session) }
+        guard fuse_session_mount(session, mountpoint) == 0 else {
+            throw BuildFSError.usage("cannot mount \(mountpoint): not permitted; buildfs mount needs root or "
+                                     + "CAP_SYS_ADMIN (\(MountPreflight.containerHint))")
+        }
+        ready()
+        // Ten idle threads: enough for make -j and parallel reads on two cores.
+        _ = buildfs_session_loop_mt(session, 10)
+        fuse_session_unmount(session)
+    }
+
+    /// One O_PATH descriptor per inode the kernel knows: a 200k-file tree
+    /// needs more than the usual 20k limit.
+    static func raiseFileLimit() {
+        var limit = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
+        if geteuid() == 0, let text = try? String(contentsOfFile: "/proc/sys/fs/nr_open", encoding: .utf8),
+           let most = rlim_t(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+            limit.rlim_max = max(limit.rlim_max, most)
+        }
+        limit.rlim_cur = limit.rlim_max
+        setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+    }
+}

@@ -1,0 +1,60 @@
+import BuildFSCore
+import Foundation
+import Glibc
+
+/// What a running daemon leaves for `umount` (and later `stats`) to find
+/// it by its mount point: one JSON file per mount in the runtime directory
+/// ($XDG_RUNTIME_DIR/buildfs, else /run/buildfs as root, else
+/// /tmp/buildfs-UID).
+public struct MountRecord: Codable, Sendable {
+    public init(pid: Int32, mountpoint: String, upper: String, log: String, started: Double) {
+        self.pid = pid
+        self.mountpoint = mountpoint
+        self.upper = upper
+        self.log = log
+        self.started = started
+    }
+
+    public var pid: Int32
+    public var mountpoint: String
+    public var upper: String
+    public var log: String
+    public var started: Double
+}
+
+public enum MountRegistry {
+    public static var directory: String {
+        if let runtime = ProcessInfo.processInfo.environment["XDG_RUNTIME_DIR"], !runtime.isEmpty {
+            return runtime + "/buildfs"
+        }
+        return geteuid() == 0 ? "/run/buildfs" : "/tmp/buildfs-\(geteuid())"
+    }
+
+    static func path(for mountpoint: String) -> String {
+        directory + "/" + SafeFileName.escape(mountpoint) + ".json"
+    }
+
+    /// Where the daemon of `mountpoint` logs.
+    public static func logPath(for mountpoint: String) -> String {
+        directory + "/" + SafeFileName.escape(mountpoint) + ".log"
+    }
+
+    public static func write(_ record: MountRecord) throws {
+        try makeDirectories(directory, mode: 0o700)
+        let data = try JSONEncoder().encode(record)
+        let path = path(for: record.mountpoint)
+        let temp = path + ".\(getpid())"
+        guard FileManager.default.createFile(atPath: temp, contents: data), rename(temp, path) == 0 else {
+            throw BuildFSError.fromErrno("write", path)
+        }
+    }
+
+    public static func read(_ mountpoint: String) -> MountRecord? {
+        guard let data = FileManager.default.contents(atPath: path(for: mountpoint)) else { return nil }
+        return try? JSONDecoder().decode(MountRecord.self, from: data)
+    }
+
+    public static func remove(_ mountpoint: String) {
+        unlink(path(for: mountpoint))
+    }
+}

@@ -1,0 +1,153 @@
+import CFuse3
+import Glibc
+import Synchronization
+
+/// An open directory: a DIR stream on the upper directory, and the entry
+/// that did not fit in the last reply.
+final class DirectoryHandle: @unchecked Sendable {
+    struct Pending {
+        var name: [CChar]
+        var inode: UInt64
+        var type: UInt8
+        var nextOffset: Int
+    }
+
+    struct State {
+        var offset = 0
+        var pending: Pending?
+    }
+
+    let stream: OpaquePointer
+    let state = Mutex(State())
+
+    init(stream: OpaquePointer) { self.stream = stream }
+
+    deinit { closedir(stream) }
+}
+
+extension PassthroughFileSystem {
+    func opendir(_ req: fuse_req_t, _ ino: fuse_ino_t, _ fi: UnsafeMutablePointer<fuse_file_info>) {
+        replying(req) {
+            let fd = try check(openat(table.inode(ino).fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC))
+            guard let stream = fdopendir(fd) else {
+                let error = Errno.current
+                close(fd)
+                throw error
+            }
+            fi.pointee.fh = UInt64(UInt(bitPattern: Unmanaged.passRetained(DirectoryHandle(stream: stream)).toOpaque()))
+            // Listings stay valid: the kernel drops them itself when it
+            // changes the directory through us, and nobody else does.
+            fi.pointee.cache_readdir = 1
+            fi.pointee.keep_cache = 1
+            fuse_reply_open(req, fi)
+        }
+    }
+
+    private func handle(_ fi: UnsafeMutablePointer<fuse_file_info>) -> DirectoryHandle {
+        Unmanaged<DirectoryHandle>.fromOpaque(UnsafeRawPointer(bitPattern: UInt(fi.pointee.fh))!).takeUnretainedValue()
+    }
+
+    func releasedir(_ req: fuse_req_t, _ fi: UnsafeMutablePointer<fuse_file_info>) {
+        Unmanaged<DirectoryHandle>.fromOpaque(UnsafeRawPointer(bitPattern: UInt(fi.pointee.fh))!).release()
+        fuse_reply_err(req, 0)
+    }
+
+    func fsyncdir(_ req: fuse_req_t, _ dataOnly: Bool, _ fi: UnsafeMutablePointer<fuse_file_info>) {
+        replying(req) {
+            let fd = dirfd(handle(fi).stream)
+            try check(dataOnly ? fdatasync(fd) : Glibc.fsync(fd))
+            fuse_reply_err(req, 0)
+        }
+    }
+
+    /// readdir and readdirplus. With `plus`, each entry but "." and ".."
+    /// comes with its attributes and counts as a lookup, which spares the
+    /// kernel a lookup per name when a tool stats what it lists.
+    func readdir(_ req: fuse_req_t, _ ino: fuse_ino_t, _ size: Int, _ offset: off_t,
+                 _ fi: UnsafeMutablePointer<fuse_file_info>, plus: Bool) {
+        let directory = handle(fi)
+        let parent = table.inode(ino)
+        var buffer = [CChar](repeating: 0, count: size)
+        var used = 0
+        var failure: Int32 = 0
+        directory.state.withLock { state in
+            if offset != state.offset {
+                seekdir(directory.stream, Int(offset))
+                state.pending = nil
+                state.offset = Int(offset)
+            }
+            while true {
+                let entry: DirectoryHandle.Pending
+                if let pending = state.pending {
+                    entry = pending
+                } else {
+                    errno = 0
+                    guard let next = Glibc.readdir(directory.stream) else {
+                        if errno != 0 { failure = errno }
+                        break
+                    }
+                    entry = DirectoryHandle.Pending(
+                        name: withUnsafeBytes(of: next.pointee.d_name) { raw in
+                            let bytes = raw.bindMemory(to: CChar.self)
+                            return Array(bytes.prefix(upTo: bytes.firstIndex(of: 0) ?? bytes.count)) + [0]
+                        },
+                        inode: UInt64(next.pointee.d_ino), type: next.pointee.d_type, nextOffset: Int(next.pointee.d_off))
+                }
+                let isDot = entry.name == [0x2E, 0] || entry.name == [0x2E, 0x2E, 0]
+                let room = size - used
+                var added = 0
+                if plus {
+                    var param = fuse_entry_param()
+                    if isDot {
+                        param.attr.st_ino = ino_t(entry.inode)
+                        param.attr.st_mode = mode_t(entry.type) << 12
+                    } else {
+                        do {
+                            let (inode, st) = try entry.name.withUnsafeBufferPointer { try lookupEntry(parent, $0.baseAddress!) }
+                            param = entryParam(inode, st)
+                        } catch let error as Errno {
+                            if error.code == ENOENT { // gone since readdir saw it
+                                state.pending = nil
+                                state.offset = entry.nextOffset
+                                continue
+                            }
+                            failure = error.code
+                            break
+                        } catch {
+                            failure = EIO
+                            break
+                        }
+                    }
+                    added = buffer.withUnsafeMutableBufferPointer { out in
+                        fuse_add_direntry_plus(req, out.baseAddress! + used, room, entry.name, &param, off_t(entry.nextOffset))
+                    }
+                    if added > room {
+                        if !isDot { table.forget(param.ino, count: 1) } // the kernel will not see it now
+                        state.pending = entry
+                        break
+                    }
+                } else {
+                    var st = stat()
+                    st.st_ino = ino_t(entry.inode)
+                    st.st_mode = mode_t(entry.type) << 12
+                    added = buffer.withUnsafeMutableBufferPointer { out in
+                        fuse_add_direntry(req, out.baseAddress! + used, room, entry.name, &st, off_t(entry.nextOffset))
+                    }
+                    if added > room {
+                        state.pending = entry
+                        break
+                    }
+                }
+                used += added
+                state.pending = nil
+                state.offset = entry.nextOffset
+            }
+        }
+        // An error after some entries still returns those entries.
+        if failure != 0 && used == 0 {
+            fuse_reply_err(req, failure)
+        } else {
+            fuse_reply_buf(req, buffer, used)
+        }
+    }
+}

@@ -1,0 +1,86 @@
+import CFuse3
+import CLinuxCalls
+import Glibc
+
+/// Creating, linking, renaming and removing names.
+extension PassthroughFileSystem {
+    /// Makes a name with `make` (as the caller), then answers with its entry.
+    private func create(_ req: fuse_req_t, in parent: fuse_ino_t, _ name: UnsafePointer<CChar>,
+                        _ make: (Inode) throws -> Void) {
+        replying(req) {
+            let directory = table.inode(parent)
+            try asCaller(req) { try make(directory) }
+            let (inode, st) = try lookupEntry(directory, name)
+            var entry = entryParam(inode, st)
+            fuse_reply_entry(req, &entry)
+        }
+    }
+
+    func mkdir(_ req: fuse_req_t, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>, _ mode: mode_t) {
+        create(req, in: parent, name) { try check(mkdirat($0.fd, name, mode)) }
+    }
+
+    func mknod(_ req: fuse_req_t, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>, _ mode: mode_t, _ rdev: dev_t) {
+        create(req, in: parent, name) { try check(mknodat($0.fd, name, mode, rdev)) }
+    }
+
+    func symlink(_ req: fuse_req_t, _ target: UnsafePointer<CChar>, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>) {
+        create(req, in: parent, name) { try check(symlinkat(target, $0.fd, name)) }
+    }
+
+    func link(_ req: fuse_req_t, _ ino: fuse_ino_t, _ newParent: fuse_ino_t, _ newName: UnsafePointer<CChar>) {
+        let inode = table.inode(ino)
+        create(req, in: newParent, newName) {
+            try check(linkat(inode.fd, "", $0.fd, newName, BUILDFS_AT_EMPTY_PATH))
+        }
+    }
+
+    func unlink(_ req: fuse_req_t, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>) {
+        replying(req) {
+            try check(unlinkat(table.inode(parent).fd, name, 0))
+            fuse_reply_err(req, 0)
+        }
+    }
+
+    func rmdir(_ req: fuse_req_t, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>) {
+        replying(req) {
+            try check(unlinkat(table.inode(parent).fd, name, AT_REMOVEDIR))
+            fuse_reply_err(req, 0)
+        }
+    }
+
+    /// Plain renames, RENAME_NOREPLACE and RENAME_EXCHANGE (the kernel
+    /// passes the flags through).
+    func rename(_ req: fuse_req_t, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>,
+                _ newParent: fuse_ino_t, _ newName: UnsafePointer<CChar>, _ flags: UInt32) {
+        replying(req) {
+            let from = table.inode(parent).fd, to = table.inode(newParent).fd
+            if flags == 0 {
+                try check(renameat(from, name, to, newName))
+            } else {
+                try check(buildfs_renameat2(from, name, to, newName, flags))
+            }
+            fuse_reply_err(req, 0)
+        }
+    }
+
+    /// open(O_CREAT): creates the file as the caller and opens it.
+    func create(_ req: fuse_req_t, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>, _ mode: mode_t,
+                _ fi: UnsafeMutablePointer<fuse_file_info>) {
+        replying(req) {
+            let directory = table.inode(parent)
+            let flags = openFlags(fi.pointee.flags) | O_CREAT
+            let fd = try asCaller(req) { try check(openat(directory.fd, name, flags, mode)) }
+            do {
+                let (inode, st) = try lookupEntry(directory, name)
+                var entry = entryParam(inode, st)
+                fi.pointee.fh = UInt64(fd)
+                fi.pointee.keep_cache = 1
+                fuse_reply_create(req, &entry, fi)
+            } catch {
+                close(fd)
+                throw error
+            }
+        }
+    }
+}

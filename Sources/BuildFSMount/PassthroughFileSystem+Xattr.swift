@@ -1,0 +1,48 @@
+import CFuse3
+import CLinuxCalls
+import Glibc
+
+/// Extended attributes, passed through to the upper file (through its /proc
+/// path: the *xattr calls do not take O_PATH descriptors).
+extension PassthroughFileSystem {
+    func getxattr(_ req: fuse_req_t, _ ino: fuse_ino_t, _ name: UnsafePointer<CChar>, _ size: Int) {
+        replying(req) {
+            let path = table.inode(ino).procPath
+            if size == 0 {
+                fuse_reply_xattr(req, try check(CLinuxCalls.getxattr(path, name, nil, 0)))
+            } else {
+                var value = [UInt8](repeating: 0, count: size)
+                let n = try check(CLinuxCalls.getxattr(path, name, &value, size))
+                fuse_reply_buf(req, value, n)
+            }
+        }
+    }
+
+    func listxattr(_ req: fuse_req_t, _ ino: fuse_ino_t, _ size: Int) {
+        replying(req) {
+            let path = table.inode(ino).procPath
+            if size == 0 {
+                fuse_reply_xattr(req, try check(CLinuxCalls.listxattr(path, nil, 0)))
+            } else {
+                var names = [CChar](repeating: 0, count: size)
+                let n = try check(CLinuxCalls.listxattr(path, &names, size))
+                fuse_reply_buf(req, names, n)
+            }
+        }
+    }
+
+    func setxattr(_ req: fuse_req_t, _ ino: fuse_ino_t, _ name: UnsafePointer<CChar>,
+                  _ value: UnsafePointer<CChar>?, _ size: Int, _ flags: Int32) {
+        replying(req) {
+            try check(CLinuxCalls.setxattr(table.inode(ino).procPath, name, value, size, flags))
+            fuse_reply_err(req, 0)
+        }
+    }
+
+    func removexattr(_ req: fuse_req_t, _ ino: fuse_ino_t, _ name: UnsafePointer<CChar>) {
+        replying(req) {
+            try check(CLinuxCalls.removexattr(table.inode(ino).procPath, name))
+            fuse_reply_err(req, 0)
+        }
+    }
+}

@@ -1,0 +1,195 @@
+import BuildFSCore
+import CFuse3
+import CLinuxCalls
+import Glibc
+
+/// The file system the daemon serves: the upper directory, as it is, at the
+/// mount point. Every FUSE request lands in one of the methods of this class
+/// and its extensions (one file per group of operations); each method
+/// replies to the request itself.
+///
+/// Kernel caching is turned up because the daemon is the only writer of the
+/// upper directory while it is mounted (writing to the upper directory
+/// behind the mount's back is not supported): attributes, names and
+/// negative lookups are cached for `timeout`, file pages survive close
+/// (`keep_cache`), directory listings are cached (`cache_readdir`), and
+/// writes are gathered by the kernel (writeback cache).
+public final class PassthroughFileSystem: Sendable {
+    let table: InodeTable
+    let upperPath: String
+    /// Seconds the kernel may trust names and attributes without asking.
+    let timeout: Double = 86_400
+    /// Running as root, creations take the caller's uid/gid (fsuid).
+    let switchesIdentity: Bool
+    let daemonUID: uid_t
+    let daemonGID: gid_t
+
+    public init(upper: String) throws {
+        upperPath = upper
+        let fd = Glibc.open(upper, BUILDFS_O_PATH | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw BuildFSError.fromErrno("open upper directory", upper) }
+        var st = stat()
+        fstat(fd, &st)
+        table = InodeTable(root: Inode(fd: fd, key: InodeKey(device: UInt64(st.st_dev), inode: UInt64(st.st_ino)),
+                                       isSymlink: false))
+        daemonUID = geteuid()
+        daemonGID = getegid()
+        switchesIdentity = daemonUID == 0
+    }
+
+    // MARK: replies
+
+    /// Runs an operation, turning a thrown errno into the error reply.
+    @inline(__always)
+    func replying(_ req: fuse_req_t, _ body: () throws -> Void) {
+        do {
+            try body()
+        } catch let error as Errno {
+            fuse_reply_err(req, error.code)
+        } catch {
+            fuse_reply_err(req, EIO)
+        }
+    }
+
+    func entryParam(_ inode: Inode, _ st: stat) -> fuse_entry_param {
+        var entry = fuse_entry_param()
+        entry.ino = table.number(of: inode)
+        entry.generation = 0
+        entry.attr = st
+        entry.attr_timeout = timeout
+        entry.entry_timeout = timeout
+        return entry
+    }
+
+    func statOf(_ inode: Inode) throws -> stat {
+        var st = stat()
+        try check(fstatat(inode.fd, "", &st, BUILDFS_AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
+        return st
+    }
+
+    /// Finds `name` in `parent` and counts a kernel lookup of it.
+    func lookupEntry(_ parent: Inode, _ name: UnsafePointer<CChar>) throws -> (Inode, stat) {
+        let fd = try check(openat(parent.fd, name, BUILDFS_O_PATH | O_NOFOLLOW | O_CLOEXEC))
+        var st = stat()
+        guard fstatat(fd, "", &st, BUILDFS_AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 else {
+            let error = Errno.current
+            close(fd)
+            throw error
+        }
+        return (table.remember(fd: fd, stat: st), st)
+    }
+
+    // MARK: caller identity
+
+    /// Runs `body` with this thread's fsuid/fsgid set to the caller's, so
+    /// that files it creates belong to the caller. Supplementary groups are
+    /// read (from /proc, costly) only when the first try is refused.
+    func asCaller<R>(_ req: fuse_req_t, _ body: () throws -> R) throws -> R {
+        guard switchesIdentity, let context = fuse_req_ctx(req)?.pointee,
+              context.uid != daemonUID || context.gid != daemonGID else { return try body() }
+        buildfs_setfsgid(context.gid)
+        buildfs_setfsuid(context.uid)
+        defer {
+            buildfs_setfsuid(daemonUID)
+            buildfs_setfsgid(daemonGID)
+        }
+        do {
+            return try body()
+        } catch let error as Errno where error.code == EACCES {
+            var groups = [gid_t](repeating: 0, count: 256)
+            let count = fuse_req_getgroups(req, Int32(groups.count), &groups)
+            guard count > 0 else { throw error }
+            buildfs_setgroups(Int(min(count, Int32(groups.count))), groups)
+            defer { buildfs_setgroups(0, nil) }
+            return try body()
+        }
+    }
+
+    // MARK: lookup, forget, attributes
+
+    func lookup(_ req: fuse_req_t, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>) {
+        do {
+            let (inode, st) = try lookupEntry(table.inode(parent), name)
+            var entry = entryParam(inode, st)
+            fuse_reply_entry(req, &entry)
+        } catch let error as Errno where error.code == ENOENT {
+            // A negative entry: the kernel remembers the name is absent, which
+            // spares the include-path probes of every compile a round trip.
+            var entry = fuse_entry_param()
+            entry.ino = 0
+            entry.entry_timeout = timeout
+            fuse_reply_entry(req, &entry)
+        } catch let error as Errno {
+            fuse_reply_err(req, error.code)
+        } catch {
+            fuse_reply_err(req, EIO)
+        }
+    }
+
+    func forget(_ ino: fuse_ino_t, _ count: UInt64) {
+        table.forget(ino, count: count)
+    }
+
+    func getattr(_ req: fuse_req_t, _ ino: fuse_ino_t) {
+        replying(req) {
+            var st = try statOf(table.inode(ino))
+            fuse_reply_attr(req, &st, timeout)
+        }
+    }
+
+    func setattr(_ req: fuse_req_t, _ ino: fuse_ino_t, _ attr: stat, _ toSet: Int32,
+                 _ fi: UnsafeMutablePointer<fuse_file_info>?) {
+        replying(req) {
+            let inode = table.inode(ino)
+            let handle = fi.map { Int32(truncatingIfNeeded: $0.pointee.fh) }
+            if toSet & FUSE_SET_ATTR_MODE != 0 {
+                if let handle { try check(fchmod(handle, attr.st_mode)) } else { try check(chmod(inode.procPath, attr.st_mode)) }
+            }
+            if toSet & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID) != 0 {
+                let uid = toSet & FUSE_SET_ATTR_UID != 0 ? attr.st_uid : uid_t.max
+                let gid = toSet & FUSE_SET_ATTR_GID != 0 ? attr.st_gid : gid_t.max
+                try check(fchownat(inode.fd, "", uid, gid, BUILDFS_AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
+            }
+            if toSet & FUSE_SET_ATTR_SIZE != 0 {
+                if let handle { try check(ftruncate(handle, attr.st_size)) } else { try check(truncate(inode.procPath, attr.st_size)) }
+            }
+            if toSet & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME) != 0 {
+                var times = [timespec(tv_sec: 0, tv_nsec: BUILDFS_UTIME_OMIT), timespec(tv_sec: 0, tv_nsec: BUILDFS_UTIME_OMIT)]
+                if toSet & FUSE_SET_ATTR_ATIME_NOW != 0 {
+                    times[0].tv_nsec = BUILDFS_UTIME_NOW
+                } else if toSet & FUSE_SET_ATTR_ATIME != 0 {
+                    times[0] = attr.st_atim
+                }
+                if toSet & FUSE_SET_ATTR_MTIME_NOW != 0 {
+                    times[1].tv_nsec = BUILDFS_UTIME_NOW
+                } else if toSet & FUSE_SET_ATTR_MTIME != 0 {
+                    times[1] = attr.st_mtim
+                }
+                if let handle {
+                    try check(futimens(handle, &times))
+                } else {
+                    try check(utimensat(inode.fd, "", &times, BUILDFS_AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
+                }
+            }
+            var st = try statOf(inode)
+            fuse_reply_attr(req, &st, timeout)
+        }
+    }
+
+    func readlink(_ req: fuse_req_t, _ ino: fuse_ino_t) {
+        replying(req) {
+            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+            let n = try check(readlinkat(table.inode(ino).fd, "", &buffer, buffer.count - 1))
+            buffer[n] = 0
+            fuse_reply_readlink(req, buffer)
+        }
+    }
+
+    func statfs(_ req: fuse_req_t, _ ino: fuse_ino_t) {
+        replying(req) {
+            var info = statvfs()
+            try check(fstatvfs(table.inode(ino).fd, &info))
+            fuse_reply_statfs(req, &info)
+        }
+    }
+}

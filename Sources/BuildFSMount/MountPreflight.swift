@@ -38,7 +38,7 @@ public enum MountPreflight {
                 throw BuildFSError.fromErrno("mountpoint", mountpoint)
             }
         }
-        guard st.isDirectory else { throw BuildFSError.badTarget(path: mountpoint, reason: "mountpoint is not a directory") }
+        guard (st.st_mode & S_IFMT) == S_IFDIR else { throw BuildFSError.badTarget(path: mountpoint, reason: "mountpoint is not a directory") }
         if isMountPoint(mountpoint) {
             throw BuildFSError.badTarget(path: mountpoint, reason: "is already mounted; run `buildfs umount \(mountpoint)` first or pick another mountpoint")
         }
@@ -51,7 +51,7 @@ public enum MountPreflight {
                 ? "upper directory does not exist; create it first (mkdir -p \(upper))"
                 : "upper directory: \(String(cString: strerror(errno)))")
         }
-        guard st.isDirectory else { throw BuildFSError.badTarget(path: upper, reason: "upper directory is not a directory") }
+        guard (st.st_mode & S_IFMT) == S_IFDIR else { throw BuildFSError.badTarget(path: upper, reason: "upper directory is not a directory") }
         var fs = statvfs()
         if access(upper, W_OK) != 0 || (statvfs(upper, &fs) == 0 && fs.f_flag & UInt(ST_RDONLY) != 0) {
             throw BuildFSError.badTarget(path: upper, reason: "upper directory is not writable; pick a writable --upper")

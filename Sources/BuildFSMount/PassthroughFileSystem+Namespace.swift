@@ -4,12 +4,13 @@ import Glibc
 
 /// Creating, linking, renaming and removing names.
 extension PassthroughFileSystem {
-    /// Makes a name with `make` (as the caller), then answers with its entry.
+    /// Makes a name with `make` (as the caller unless `asDaemon`), then
+    /// answers with its entry.
     private func create(_ req: fuse_req_t, in parent: fuse_ino_t, _ name: UnsafePointer<CChar>,
-                        _ make: (Inode) throws -> Void) {
+                        asDaemon: Bool = false, _ make: (Inode) throws -> Void) {
         replying(req) {
             let directory = table.inode(parent)
-            try asCaller(req) { try make(directory) }
+            if asDaemon { try make(directory) } else { try asCaller(req) { try make(directory) } }
             let (inode, st) = try lookupEntry(directory, name)
             var entry = entryParam(inode, st)
             fuse_reply_entry(req, &entry)
@@ -28,9 +29,12 @@ extension PassthroughFileSystem {
         create(req, in: parent, name) { try check(symlinkat(target, $0.fd, name)) }
     }
 
+    /// A link makes no new inode, so it keeps the daemon's identity: linking
+    /// by descriptor (AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH, which a
+    /// switched fsuid drops. The kernel has checked the caller's rights.
     func link(_ req: fuse_req_t, _ ino: fuse_ino_t, _ newParent: fuse_ino_t, _ newName: UnsafePointer<CChar>) {
         let inode = table.inode(ino)
-        create(req, in: newParent, newName) {
+        create(req, in: newParent, newName, asDaemon: true) {
             try check(linkat(inode.fd, "", $0.fd, newName, BUILDFS_AT_EMPTY_PATH))
         }
     }

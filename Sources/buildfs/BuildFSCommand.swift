@@ -32,6 +32,14 @@ struct StoreOptions: ParsableArguments {
     func open(compressionLevel: Int32 = Zstd.defaultLevel) throws -> any Store {
         try StoreLocation.open(location, compressionLevel: compressionLevel)
     }
+
+    /// For commands that only a local store supports.
+    func openLocal(for command: String) throws -> LocalStore {
+        guard let local = try open() as? LocalStore else {
+            throw BuildFSError.usage("`buildfs \(command)` works on a local store only")
+        }
+        return local
+    }
 }
 
 enum Console {

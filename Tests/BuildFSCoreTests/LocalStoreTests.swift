@@ -10,9 +10,10 @@ import TestSupport
     var storePath: String { dir.sub("store") }
 
     func putAll(_ store: LocalStore, _ contents: [[UInt8]]) throws -> (ids: [ObjectID], added: UInt64) {
-        let writer = try store.makeWriter()
-        let ids = try contents.map { try writer.put($0) }
-        return (ids, try writer.finish())
+        try store.writing { writer in
+            let ids = try contents.map { try writer.put($0) }
+            return (ids, try writer.finish())
+        }
     }
 
     @Test func objectsRoundTripAndDedup() throws {
@@ -172,7 +173,7 @@ import TestSupport
                 do { _ = try LocalStore(path: path) } catch { failures.withLock { $0.append("\(error)") } }
             }
             #expect(failures.withLock { $0 }.isEmpty, "round \(round): \(failures.withLock { $0 })")
-            let leftovers = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.contains(".new-") }
+            let leftovers = try FileManager.default.contentsOfDirectory(atPath: path).filter { $0.hasPrefix(".format-") }
             #expect(leftovers.isEmpty)
         }
     }

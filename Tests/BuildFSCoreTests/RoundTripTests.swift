@@ -77,11 +77,12 @@ import TestSupport
         for badName in ["..", "../escaped", "sub/escaped", ".", "x\u{0}y"] {
             var evil = marker
             evil.name = Array(badName.utf8)
-            let writer = try store.makeWriter()
-            let root = try writer.put(Tree(entries: [marker, evil]).encode())
-            _ = try writer.finish()
-            try store.writeRef(SnapshotRef(key: "evil", root: root, created: 0, logicalBytes: 0, addedBytes: 0,
-                                           files: 0, directories: 0, symlinks: 2, statIndex: nil, source: nil, parent: nil))
+            try store.writing { writer in
+                let root = try writer.put(Tree(entries: [marker, evil]).encode())
+                _ = try writer.finish()
+                try store.writeRef(SnapshotRef(key: "evil", root: root, created: 0, logicalBytes: 0, addedBytes: 0,
+                                               files: 0, directories: 0, symlinks: 2, statIndex: nil, source: nil, parent: nil))
+            }
             let target = dir.sub("target-\(abs(badName.hashValue))")
             #expect {
                 try Exporter(store: store).export(try SnapshotLookup.find(["evil"], in: store), to: target, progress: false)

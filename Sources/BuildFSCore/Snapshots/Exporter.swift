@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 
 public struct ExportSummary: Sendable {
     public var files: Int
@@ -51,8 +52,13 @@ public final class Exporter: Sendable {
             .sorted { plan.files[$0].size > plan.files[$1].size }
         let order = big + plan.files.indices.filter { plan.files[$0].size < 1 << 20 }
         let files = plan.files
+        let written = Atomic<Int>(0)
+        let line = ProgressLine(enabled: progress) { "exporting: \(written.load(ordering: .relaxed))/\(files.count) files" }
+        line.start()
+        defer { line.stop() }
         try Parallel.forEach(order.count, workers: workers) { n in
             try write(files[order[n]], rootDir: rootDir)
+            written.add(1, ordering: .relaxed)
         }
         for link in plan.links {
             let rc = withCString(link.existing) { from in

@@ -41,40 +41,40 @@ public final class Importer: Sendable {
         let rootStat = try rootDir.stat()
         let source = SourceDirectory(path: realPath(path), device: UInt64(rootStat.st_dev), inode: UInt64(rootStat.st_ino))
 
-        let parent = try findParent(candidates: parentCandidates, source: source)
-        var scan = DirectoryScan(store: store, rootDir: rootDir)
-        if let parent {
-            scan.parentIndex = (try? parent.statIndexID.map { try StatIndex.decode(try store.get($0), id: $0) }) ?? nil
-        }
-        let parentRoot = parent.flatMap { $0.rootID.flatMap { try? store.getTree($0) } }
-        try scan.walk(rootDir, relativePath: [], parentTree: parentRoot)
+        // Under the store's writer lock from the first "has it?" (reusing the
+        // parent's chunks) to the ref: gc cannot sweep what we rely on.
+        return try store.writing { writer in
+            let parent = try findParent(candidates: parentCandidates, source: source)
+            var scan = DirectoryScan(store: store, rootDir: rootDir)
+            if let parent {
+                scan.parentIndex = (try? parent.statIndexID.map { try StatIndex.decode(try store.get($0), id: $0) }) ?? nil
+            }
+            let parentRoot = parent.flatMap { $0.rootID.flatMap { try? store.getTree($0) } }
+            try scan.walk(rootDir, relativePath: [], parentTree: parentRoot)
 
-        let writer = try store.makeWriter()
-        var published = false
-        defer { if !published { writer.abandon() } }
-        let counters = IngestCounters()
-        let line = ProgressLine { [jobs = scan.jobs.count] in
-            "importing: \(counters.files.load(ordering: .relaxed))/\(jobs) files read, "
-                + ByteCount.human(counters.bytes.load(ordering: .relaxed))
-        }
-        line.start()
-        defer { line.stop() }
-        let chunkLists = try ingest(scan.jobs, rootDir: rootDir, writer: writer, counters: counters)
-        let rootID = try writeTrees(scan, chunkLists: chunkLists, writer: writer)
-        let indexID = try writer.put(scan.statIndex.encode())
-        let added = try writer.finish()
-        published = true
+            let counters = IngestCounters()
+            let line = ProgressLine(enabled: progress) { [jobs = scan.jobs.count] in
+                "importing: \(counters.files.load(ordering: .relaxed))/\(jobs) files read, "
+                    + ByteCount.human(counters.bytes.load(ordering: .relaxed))
+            }
+            line.start()
+            defer { line.stop() }
+            let chunkLists = try ingest(scan.jobs, rootDir: rootDir, writer: writer, counters: counters)
+            let rootID = try writeTrees(scan, chunkLists: chunkLists, writer: writer)
+            let indexID = try writer.put(scan.statIndex.encode())
+            let added = try writer.finish()
 
-        let ref = SnapshotRef(
-            key: key, root: rootID, created: Date().timeIntervalSince1970,
-            logicalBytes: scan.logicalBytes, addedBytes: added,
-            files: scan.fileCount, directories: scan.nodes.count - 1, symlinks: scan.symlinkCount,
-            statIndex: indexID, source: source, parent: parent?.key)
-        try store.writeRef(ref)
-        return ImportSummary(ref: ref, parentKey: parent?.key,
-                             filesRead: counters.files.load(ordering: .relaxed),
-                             bytesRead: counters.bytes.load(ordering: .relaxed),
-                             filesReused: scan.reusedCount, skipped: scan.skipped)
+            let ref = SnapshotRef(
+                key: key, root: rootID, created: Date().timeIntervalSince1970,
+                logicalBytes: scan.logicalBytes, addedBytes: added,
+                files: scan.fileCount, directories: scan.nodes.count - 1, symlinks: scan.symlinkCount,
+                statIndex: indexID, source: source, parent: parent?.key)
+            try store.writeRef(ref)
+            return ImportSummary(ref: ref, parentKey: parent?.key,
+                                 filesRead: counters.files.load(ordering: .relaxed),
+                                 bytesRead: counters.bytes.load(ordering: .relaxed),
+                                 filesReused: scan.reusedCount, skipped: scan.skipped)
+        }
     }
 
     private func findParent(candidates: [String]?, source: SourceDirectory) throws -> SnapshotRef? {

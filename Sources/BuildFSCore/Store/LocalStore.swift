@@ -41,29 +41,28 @@ public final class LocalStore: Store {
         catalog = try PackCatalog(directory: root + "/packs")
     }
 
-    /// Creates the layout if needed and checks the format version. A new
-    /// store is built in a sibling directory and renamed into place, so
-    /// processes creating one store at once never see it half made.
+    /// Creates the layout if needed and checks the format version. Creation
+    /// is idempotent, so processes creating one store at once all succeed:
+    /// the directories first, the format file last (renamed into place), and
+    /// a directory holding only those pieces counts as a store being made.
     private static func prepare(_ root: String) throws {
         if try checkFormat(root) { return }
-        var st = stat()
-        if stat(root, &st) == 0 {
-            guard st.isDirectory else { throw BuildFSError.storeUnusable(path: root, reason: "exists and is not a directory") }
-            guard try FileDescriptor.open(root, O_RDONLY | O_DIRECTORY).directoryEntries().isEmpty else {
-                throw BuildFSError.storeUnusable(
-                    path: root, reason: "directory is not empty and has no \(formatFile) file: not a buildfs store; use a new or empty directory")
-            }
+        try makeDirectories(root)
+        let layout: Set<String> = ["packs", "refs", "tmp", "lock"]
+        let strangers = try FileDescriptor.open(root, O_RDONLY | O_DIRECTORY).directoryEntries()
+            .map { String(decoding: $0, as: UTF8.self) }
+            .filter { !layout.contains($0) && !$0.hasPrefix(".format-") && $0 != formatFile }
+        guard strangers.isEmpty else {
+            throw BuildFSError.storeUnusable(
+                path: root, reason: "directory is not empty and has no \(formatFile) file: not a buildfs store; use a new or empty directory")
         }
-        let parent = (root as NSString).deletingLastPathComponent
-        try makeDirectories(parent.isEmpty ? "." : parent)
-        let staging = root + ".new-" + uniqueName()
-        defer { try? FileManager.default.removeItem(atPath: staging) }
-        for dir in ["", "/packs", "/refs", "/tmp"] { try makeDirectories(staging + dir) }
-        try writeFile(staging + "/" + formatFile, Array("buildfs store format \(formatVersion)\n".utf8), durable: true)
-        // rename() replaces an empty directory; if another process won, the
-        // target is no longer empty and its store is as good as ours.
-        if rename(staging, root) != 0 && errno != ENOTEMPTY && errno != EEXIST {
-            throw BuildFSError.fromErrno("create store", root)
+        for dir in ["packs", "refs", "tmp"] { try makeDirectories(root + "/" + dir) }
+        let temp = root + "/.format-" + uniqueName()
+        try writeFile(temp, Array("buildfs store format \(formatVersion)\n".utf8), durable: true)
+        guard rename(temp, root + "/" + formatFile) == 0 else {
+            let err = errno
+            unlink(temp)
+            throw BuildFSError.fromErrno("create store", root, err)
         }
         guard try checkFormat(root) else {
             throw BuildFSError.storeUnusable(path: root, reason: "could not be created")
@@ -107,15 +106,31 @@ public final class LocalStore: Store {
 
     public func has(_ id: ObjectID) throws -> Bool { catalog.contains(id) }
 
-    public func makeWriter() throws -> any ObjectWriter { PackWriter(store: self) }
+    public func writing<R>(_ body: (any ObjectWriter) throws -> R) throws -> R {
+        let lock = try StoreLock.shared(root)
+        defer { withExtendedLifetime(lock) {} }
+        let writer = PackWriter(store: self)
+        do {
+            return try body(writer)
+        } catch {
+            writer.abandon()
+            throw error
+        }
+    }
 
     public func get(_ id: ObjectID, maxLength: Int) throws -> [UInt8] {
-        var found = catalog.lookup(id)
-        if found == nil {
-            try catalog.refresh() // another process may have added it
-            found = catalog.lookup(id)
+        do {
+            return try read(id, maxLength: maxLength)
+        } catch BuildFSError.missingObject {
+            // Another process may have added it, or gc may have moved it.
+            try catalog.reload()
+            packFiles.withLock { $0.removeAll() }
+            return try read(id, maxLength: maxLength)
         }
-        guard let location = found else { throw BuildFSError.missingObject(id: id.hex) }
+    }
+
+    private func read(_ id: ObjectID, maxLength: Int) throws -> [UInt8] {
+        guard let location = catalog.lookup(id) else { throw BuildFSError.missingObject(id: id.hex) }
         let slot = location.slot
         guard Int(slot.length) <= maxLength else {
             throw BuildFSError.corruptObject(id: id.hex, reason: "is \(slot.length) bytes, at most \(maxLength) expected")

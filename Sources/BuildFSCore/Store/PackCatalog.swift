@@ -39,6 +39,13 @@ final class PackCatalog: Sendable {
 
     var packNames: [String] { state.withLock { $0.packNames } }
 
+    /// Forgets everything and loads the indexes again: after gc removed or
+    /// rewrote packs, objects may sit elsewhere now.
+    func reload() throws {
+        state.withLock { $0 = State() }
+        try refresh()
+    }
+
     /// Loads the indexes of packs that appeared since the last look.
     func refresh() throws {
         let dir = try FileDescriptor.open(directory, O_RDONLY | O_DIRECTORY)

@@ -30,6 +30,13 @@ final class PackWriter: ObjectWriter {
         try lanes.with { try $0.append(id, content) }
     }
 
+    /// Stores `content` even when the catalog already has it: a rewrite
+    /// moves objects out of a pack that is about to be removed.
+    func putAlways(_ id: ObjectID, content: UnsafeRawBufferPointer) throws {
+        guard claimed.withLock({ $0.insert(id).inserted }) else { return }
+        try lanes.with { try $0.append(id, content) }
+    }
+
     func finish() throws -> UInt64 {
         var total: UInt64 = 0
         for lane in lanes.all { total += try lane.finishPack() }

@@ -10,8 +10,11 @@ public protocol Store: Sendable {
     /// `.corruptObject`, never returns other bytes. Content longer than
     /// `maxLength` is refused as corrupt.
     func get(_ id: ObjectID, maxLength: Int) throws -> [UInt8]
-    /// Starts a batch of object writes (one import or commit).
-    func makeWriter() throws -> any ObjectWriter
+    /// Runs one import or commit: `body` puts objects through the writer,
+    /// finishes it, and writes its ref. Objects the store reports as present
+    /// stay present until `body` returns (gc waits), and a failed `body`
+    /// leaves nothing half-written behind.
+    func writing<R>(_ body: (any ObjectWriter) throws -> R) throws -> R
 
     /// Publishes a ref. Only after the writer that stored its objects has
     /// finished: a ref must never name an object that a crash could lose.

@@ -6,15 +6,20 @@ import Synchronization
 /// runs, and only when stderr is a terminal (logs stay clean).
 public final class ProgressLine: Sendable {
     private let render: @Sendable () -> String
+    private let enabled: Bool
     private let running = Atomic<Bool>(false)
     private let finished = Mutex<Bool>(false)
 
-    public init(_ render: @escaping @Sendable () -> String) { self.render = render }
+    /// `enabled` false (tests, or stderr not a terminal) draws nothing.
+    public init(enabled: Bool = ProgressLine.stderrIsTerminal, _ render: @escaping @Sendable () -> String) {
+        self.render = render
+        self.enabled = enabled
+    }
 
     public static var stderrIsTerminal: Bool { isatty(2) == 1 }
 
     public func start() {
-        guard ProgressLine.stderrIsTerminal else { return }
+        guard enabled else { return }
         running.store(true, ordering: .relaxed)
         let thread = Thread { [self] in
             while running.load(ordering: .relaxed) {

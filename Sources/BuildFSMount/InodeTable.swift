@@ -1,3 +1,4 @@
+import BuildFSCore
 import CFuse3
 import Glibc
 import Synchronization
@@ -14,18 +15,38 @@ struct InodeKey: Hashable {
 final class Inode: @unchecked Sendable {
     let fd: Int32
     let key: InodeKey
-    let isSymlink: Bool
+    /// S_IFREG, S_IFDIR, S_IFLNK, ...
+    let type: mode_t
+    /// With a snapshot under the mount: is this a stub or a pending
+    /// directory? Read from xattrs on first need (nil until then), then kept
+    /// up to date by the daemon, the only writer. The lock also serializes
+    /// expansion and hydration of this inode.
+    let lowerState = Mutex<LowerState?>(nil)
 
-    init(fd: Int32, key: InodeKey, isSymlink: Bool) {
+    init(fd: Int32, key: InodeKey, type: mode_t) {
         self.fd = fd
         self.key = key
-        self.isSymlink = isSymlink
+        self.type = type
     }
+
+    var isSymlink: Bool { type == S_IFLNK }
+    var isDirectory: Bool { type == S_IFDIR }
+    var isRegularFile: Bool { type == S_IFREG }
 
     deinit { close(fd) }
 
     /// The path through /proc that reopens this file with real access modes.
     var procPath: String { "/proc/self/fd/\(fd)" }
+}
+
+/// What the snapshot under the mount still owns of an inode.
+struct LowerState: Sendable {
+    /// A file not hydrated yet: its content is in the store.
+    var stub: StubReference?
+    /// A directory not expanded yet: its entries are this tree's.
+    var pendingTree: ObjectID?
+    /// A hard-linked file also linked into the link index.
+    var indexed = false
 }
 
 /// The inodes the kernel holds, by their FUSE number. A FUSE inode number
@@ -68,7 +89,7 @@ final class InodeTable: Sendable {
                 close(fd)
                 return entry.inode
             }
-            let inode = Inode(fd: fd, key: key, isSymlink: (st.st_mode & S_IFMT) == S_IFLNK)
+            let inode = Inode(fd: fd, key: key, type: st.st_mode & S_IFMT)
             entries[key] = Entry(inode: inode, lookups: 1)
             return inode
         }

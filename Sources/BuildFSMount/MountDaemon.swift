@@ -8,12 +8,12 @@ public enum MountDaemon {
     /// Mounts `upper` at `mountpoint`, calls `ready` once the mount is live,
     /// then serves requests on libfuse's worker threads until unmounted
     /// (or SIGTERM/SIGINT/SIGHUP), and unmounts.
-    public static func serve(mountpoint: String, upper: String, options: [String],
+    public static func serve(mountpoint: String, upper: String, options: [String], lower: LowerSnapshot? = nil,
                              ready: () -> Void) throws {
         raiseFileLimit()
         // The kernel already applied the caller's umask to create modes.
         umask(0)
-        let fileSystem = try PassthroughFileSystem(upper: upper)
+        let fileSystem = try PassthroughFileSystem(upper: upper, lower: lower)
         var operations = FuseOperations.table()
         let arguments = ["buildfs", "-o", MountOptions.fuseOptionString(options)]
         var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
@@ -35,9 +35,28 @@ public enum MountDaemon {
                                      + "CAP_SYS_ADMIN (\(MountPreflight.containerHint))")
         }
         ready()
+        if let lower { publishCounters(lower, mountpoint: mountpoint) }
         // Ten idle threads: enough for make -j and parallel reads on two cores.
         _ = buildfs_session_loop_mt(session, 10)
         fuse_session_unmount(session)
+    }
+
+    /// Writes the mount's counters for `buildfs stats` once a second while
+    /// they change (a detached thread; it ends with the process).
+    static func publishCounters(_ lower: LowerSnapshot, mountpoint: String) {
+        let path = MountRegistry.countersPath(for: mountpoint)
+        let thread = Thread {
+            var last: [String: UInt64] = [:]
+            while true {
+                let now = lower.counters.snapshot
+                if now != last, let data = try? JSONEncoder().encode(now) {
+                    try? data.write(to: URL(fileURLWithPath: path), options: .atomic)
+                    last = now
+                }
+                Thread.sleep(forTimeInterval: 1)
+            }
+        }
+        thread.start()
     }
 
     /// One O_PATH descriptor per inode the kernel knows: a 200k-file tree

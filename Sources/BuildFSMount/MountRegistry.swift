@@ -7,7 +7,8 @@ import Glibc
 /// ($XDG_RUNTIME_DIR/buildfs, else /run/buildfs as root, else
 /// /tmp/buildfs-UID).
 public struct MountRecord: Codable, Sendable {
-    public init(pid: Int32, mountpoint: String, upper: String, log: String, started: Double) {
+    public init(pid: Int32, mountpoint: String, upper: String, log: String, started: Double, store: String? = nil) {
+        self.store = store
         self.pid = pid
         self.mountpoint = mountpoint
         self.upper = upper
@@ -20,6 +21,8 @@ public struct MountRecord: Codable, Sendable {
     public var upper: String
     public var log: String
     public var started: Double
+    /// The store of the snapshot under the mount, if it has one.
+    public var store: String?
 }
 
 public enum MountRegistry {
@@ -55,6 +58,31 @@ public enum MountRegistry {
     }
 
     public static func remove(_ mountpoint: String) {
-        unlink(path(for: mountpoint))
+        for file in [path(for: mountpoint), countersPath(for: mountpoint), committedPath(for: mountpoint)] { unlink(file) }
+    }
+
+    /// Where the daemon publishes its counters (MountCounters) for `stats`.
+    public static func countersPath(for mountpoint: String) -> String {
+        directory + "/" + SafeFileName.escape(mountpoint) + ".counters.json"
+    }
+
+    static func committedPath(for mountpoint: String) -> String {
+        directory + "/" + SafeFileName.escape(mountpoint) + ".committed"
+    }
+
+    /// Bytes commits of this mount added to the store, so far.
+    public static func committed(for mountpoint: String) -> UInt64 {
+        (try? String(contentsOfFile: committedPath(for: mountpoint), encoding: .utf8))
+            .flatMap { UInt64($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? 0
+    }
+
+    public static func addCommitted(_ bytes: UInt64, for mountpoint: String) {
+        let total = committed(for: mountpoint) + bytes
+        try? "\(total)\n".write(toFile: committedPath(for: mountpoint), atomically: true, encoding: .utf8)
+    }
+
+    public static func counters(for mountpoint: String) -> [String: UInt64] {
+        guard let data = FileManager.default.contents(atPath: countersPath(for: mountpoint)) else { return [:] }
+        return (try? JSONDecoder().decode([String: UInt64].self, from: data)) ?? [:]
     }
 }

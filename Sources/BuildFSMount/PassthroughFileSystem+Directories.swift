@@ -28,7 +28,9 @@ final class DirectoryHandle: @unchecked Sendable {
 extension PassthroughFileSystem {
     func opendir(_ req: fuse_req_t, _ ino: fuse_ino_t, _ fi: UnsafeMutablePointer<fuse_file_info>) {
         replying(req) {
-            let fd = try check(openat(table.inode(ino).fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC))
+            let inode = table.inode(ino)
+            try ensureExpanded(inode)
+            let fd = try check(openat(inode.fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC))
             guard let stream = fdopendir(fd) else {
                 let error = Errno.current
                 close(fd)
@@ -94,6 +96,11 @@ extension PassthroughFileSystem {
                         inode: UInt64(next.pointee.d_ino), type: next.pointee.d_type, nextOffset: Int(next.pointee.d_off))
                 }
                 let isDot = entry.name == [0x2E, 0] || entry.name == [0x2E, 0x2E, 0]
+                if lower != nil && parent === table.root && entry.name.withUnsafeBufferPointer({ isInternal(parent, $0.baseAddress!) }) {
+                    state.pending = nil
+                    state.offset = entry.nextOffset
+                    continue
+                }
                 let room = size - used
                 var added = 0
                 if plus {

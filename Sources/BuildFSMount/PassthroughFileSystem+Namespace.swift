@@ -10,6 +10,8 @@ extension PassthroughFileSystem {
                         asDaemon: Bool = false, _ make: (Inode) throws -> Void) {
         replying(req) {
             let directory = table.inode(parent)
+            try ensureExpanded(directory)
+            if isInternal(directory, name) { throw Errno(code: EPERM) }
             if asDaemon { try make(directory) } else { try asCaller(req) { try make(directory) } }
             let (inode, st) = try lookupEntry(directory, name)
             var entry = entryParam(inode, st)
@@ -41,14 +43,21 @@ extension PassthroughFileSystem {
 
     func unlink(_ req: fuse_req_t, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>) {
         replying(req) {
-            try check(unlinkat(table.inode(parent).fd, name, 0))
+            let directory = table.inode(parent)
+            try ensureExpanded(directory)
+            if isInternal(directory, name) { throw Errno(code: ENOENT) }
+            try check(unlinkat(directory.fd, name, 0))
             fuse_reply_err(req, 0)
         }
     }
 
     func rmdir(_ req: fuse_req_t, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>) {
         replying(req) {
-            try check(unlinkat(table.inode(parent).fd, name, AT_REMOVEDIR))
+            let directory = table.inode(parent)
+            try ensureExpanded(directory)
+            if isInternal(directory, name) { throw Errno(code: ENOENT) }
+            try expandChild(directory, name)
+            try check(unlinkat(directory.fd, name, AT_REMOVEDIR))
             fuse_reply_err(req, 0)
         }
     }
@@ -58,7 +67,13 @@ extension PassthroughFileSystem {
     func rename(_ req: fuse_req_t, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>,
                 _ newParent: fuse_ino_t, _ newName: UnsafePointer<CChar>, _ flags: UInt32) {
         replying(req) {
-            let from = table.inode(parent).fd, to = table.inode(newParent).fd
+            let source = table.inode(parent), target = table.inode(newParent)
+            try ensureExpanded(source)
+            try ensureExpanded(target)
+            if isInternal(source, name) || isInternal(target, newName) { throw Errno(code: EPERM) }
+            // Replacing a directory needs it empty: see its snapshot entries.
+            try expandChild(target, newName)
+            let from = source.fd, to = target.fd
             if flags == 0 {
                 try check(renameat(from, name, to, newName))
             } else {
@@ -73,6 +88,8 @@ extension PassthroughFileSystem {
                 _ fi: UnsafeMutablePointer<fuse_file_info>) {
         replying(req) {
             let directory = table.inode(parent)
+            try ensureExpanded(directory)
+            if isInternal(directory, name) { throw Errno(code: EPERM) }
             let flags = openFlags(fi.pointee.flags) | O_CREAT
             let fd = try asCaller(req) { try check(openat(directory.fd, name, flags, mode)) }
             do {

@@ -7,6 +7,7 @@ import Glibc
 extension PassthroughFileSystem {
     func getxattr(_ req: fuse_req_t, _ ino: fuse_ino_t, _ name: UnsafePointer<CChar>, _ size: Int) {
         replying(req) {
+            if Xattr.isInternal(name) { throw Errno(code: ENODATA) }
             let path = table.inode(ino).procPath
             if size == 0 {
                 fuse_reply_xattr(req, try check(CLinuxCalls.getxattr(path, name, nil, 0)))
@@ -21,12 +22,21 @@ extension PassthroughFileSystem {
     func listxattr(_ req: fuse_req_t, _ ino: fuse_ino_t, _ size: Int) {
         replying(req) {
             let path = table.inode(ino).procPath
+            // Our own names are left out of the list.
+            let needed = try check(CLinuxCalls.listxattr(path, nil, 0))
+            var names = [CChar](repeating: 0, count: max(needed, 1))
+            let n = try check(CLinuxCalls.listxattr(path, &names, names.count))
+            var visible: [CChar] = []
+            for name in names[0..<n].split(separator: 0, omittingEmptySubsequences: true) {
+                let item = Array(name) + [0]
+                if !item.withUnsafeBufferPointer({ Xattr.isInternal($0.baseAddress!) }) { visible += item }
+            }
             if size == 0 {
-                fuse_reply_xattr(req, try check(CLinuxCalls.listxattr(path, nil, 0)))
+                fuse_reply_xattr(req, visible.count)
+            } else if visible.count > size {
+                throw Errno(code: ERANGE)
             } else {
-                var names = [CChar](repeating: 0, count: size)
-                let n = try check(CLinuxCalls.listxattr(path, &names, size))
-                fuse_reply_buf(req, names, n)
+                fuse_reply_buf(req, visible, visible.count)
             }
         }
     }
@@ -34,6 +44,7 @@ extension PassthroughFileSystem {
     func setxattr(_ req: fuse_req_t, _ ino: fuse_ino_t, _ name: UnsafePointer<CChar>,
                   _ value: UnsafePointer<CChar>?, _ size: Int, _ flags: Int32) {
         replying(req) {
+            if Xattr.isInternal(name) { throw Errno(code: EPERM) }
             try check(CLinuxCalls.setxattr(table.inode(ino).procPath, name, value, size, flags))
             fuse_reply_err(req, 0)
         }
@@ -41,6 +52,7 @@ extension PassthroughFileSystem {
 
     func removexattr(_ req: fuse_req_t, _ ino: fuse_ino_t, _ name: UnsafePointer<CChar>) {
         replying(req) {
+            if Xattr.isInternal(name) { throw Errno(code: ENODATA) }
             try check(CLinuxCalls.removexattr(table.inode(ino).procPath, name))
             fuse_reply_err(req, 0)
         }

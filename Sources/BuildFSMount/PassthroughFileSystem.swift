@@ -23,15 +23,18 @@ public final class PassthroughFileSystem: Sendable {
     let switchesIdentity: Bool
     let daemonUID: uid_t
     let daemonGID: gid_t
+    /// The snapshot under the upper directory, if the mount has one.
+    let lower: LowerSnapshot?
 
-    public init(upper: String) throws {
+    public init(upper: String, lower: LowerSnapshot? = nil) throws {
         upperPath = upper
+        self.lower = lower
         let fd = Glibc.open(upper, BUILDFS_O_PATH | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { throw BuildFSError.fromErrno("open upper directory", upper) }
         var st = stat()
         fstat(fd, &st)
         table = InodeTable(root: Inode(fd: fd, key: InodeKey(device: UInt64(st.st_dev), inode: UInt64(st.st_ino)),
-                                       isSymlink: false))
+                                       type: S_IFDIR))
         daemonUID = geteuid()
         daemonGID = getegid()
         switchesIdentity = daemonUID == 0
@@ -55,7 +58,7 @@ public final class PassthroughFileSystem: Sendable {
         var entry = fuse_entry_param()
         entry.ino = table.number(of: inode)
         entry.generation = 0
-        entry.attr = st
+        entry.attr = presented(inode, st)
         entry.attr_timeout = timeout
         entry.entry_timeout = timeout
         return entry
@@ -109,7 +112,10 @@ public final class PassthroughFileSystem: Sendable {
 
     func lookup(_ req: fuse_req_t, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>) {
         do {
-            let (inode, st) = try lookupEntry(table.inode(parent), name)
+            let directory = table.inode(parent)
+            try ensureExpanded(directory)
+            if isInternal(directory, name) { throw Errno(code: ENOENT) }
+            let (inode, st) = try lookupEntry(directory, name)
             var entry = entryParam(inode, st)
             fuse_reply_entry(req, &entry)
         } catch let error as Errno where error.code == ENOENT {
@@ -132,7 +138,8 @@ public final class PassthroughFileSystem: Sendable {
 
     func getattr(_ req: fuse_req_t, _ ino: fuse_ino_t) {
         replying(req) {
-            var st = try statOf(table.inode(ino))
+            let inode = table.inode(ino)
+            var st = presented(inode, try statOf(inode))
             fuse_reply_attr(req, &st, timeout)
         }
     }
@@ -141,7 +148,9 @@ public final class PassthroughFileSystem: Sendable {
                  _ fi: UnsafeMutablePointer<fuse_file_info>?) {
         replying(req) {
             let inode = table.inode(ino)
-            let handle = fi.map { Int32(truncatingIfNeeded: $0.pointee.fh) }
+            // A truncate changes content: a stub gets its bytes first.
+            if toSet & FUSE_SET_ATTR_SIZE != 0 { try hydrateIfStub(inode) }
+            let handle = fi.flatMap { StubReadHandle.from($0.pointee.fh) == nil ? Int32(truncatingIfNeeded: $0.pointee.fh) : nil }
             if toSet & FUSE_SET_ATTR_MODE != 0 {
                 if let handle { try check(fchmod(handle, attr.st_mode)) } else { try check(chmod(inode.procPath, attr.st_mode)) }
             }
@@ -171,7 +180,7 @@ public final class PassthroughFileSystem: Sendable {
                     try check(utimensat(inode.fd, "", &times, BUILDFS_AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
                 }
             }
-            var st = try statOf(inode)
+            var st = presented(inode, try statOf(inode))
             fuse_reply_attr(req, &st, timeout)
         }
     }

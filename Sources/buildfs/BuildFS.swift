@@ -16,7 +16,7 @@ struct BuildFS: ParsableCommand {
               buildfs snapshots
             """,
         version: "0.1.0",
-        subcommands: [MountCommand.self, UmountCommand.self, ImportCommand.self, ExportCommand.self, SnapshotsCommand.self,
+        subcommands: [MountCommand.self, UmountCommand.self, CommitCommand.self, StatsCommand.self, ImportCommand.self, ExportCommand.self, SnapshotsCommand.self,
                       GCCommand.self, FsckCommand.self]
     )
 }

@@ -7,11 +7,14 @@ import Glibc
 struct MountCommand: BuildFSCommand {
     static let configuration = CommandConfiguration(
         commandName: "mount",
-        abstract: "Mount a per-run directory at a stable path (FUSE).",
+        abstract: "Mount a per-run directory at a stable path (FUSE), optionally over a snapshot.",
         discussion: """
             Shows the upper directory at MOUNTPOINT; everything written through the mount lands
             in the upper directory, so a new mount of the same upper directory (after a crash, or
-            in the next container) shows the same tree. Returns once the mount is ready; the
+            in the next container) shows the same tree. With --from, the snapshot found like
+            `export` finds it lies under the upper directory: nothing is copied at mount time,
+            files are read from the store on demand and copied up on their first write, and
+            `buildfs commit` saves what the mount shows as a new snapshot. Returns once the mount is ready; the
             daemon keeps running in the background (logging to \(MountRegistry.directory)/...log)
             until `buildfs umount`. The kernel checks permissions against the file modes
             (default_permissions); add -o allow_other to let other users in.
@@ -19,8 +22,9 @@ struct MountCommand: BuildFSCommand {
 
             Example:
               mkdir -p /work /tmp/run-42
-              buildfs mount /work --upper /tmp/run-42
+              buildfs mount /work --upper /tmp/run-42 --from linux-$COMMIT --from linux-
               CCACHE_DIR=/work/.ccache make -C /work/project -j2
+              buildfs commit /work --key linux-$COMMIT
               buildfs umount /work
             """)
 
@@ -35,8 +39,15 @@ struct MountCommand: BuildFSCommand {
         valueName: "options"))
     var options: [String] = []
 
+    @Option(help: ArgumentHelp(
+        "The snapshot to show under the upper directory: a key or key prefix (repeatable; first match wins).",
+        valueName: "key"))
+    var from: [String] = []
+
     @Flag(help: "Stay in the foreground (the daemon itself; logs go to stderr).")
     var foreground = false
+
+    @OptionGroup var storeOptions: StoreOptions
 
     /// Set for the daemon started by a background mount: its stdout is the
     /// pipe on which it says READY or ERROR.
@@ -50,18 +61,43 @@ struct MountCommand: BuildFSCommand {
         if ProcessInfo.processInfo.environment[MountCommand.notifyVariable] == "1" {
             runDaemon(point, upperDir, fuseOptions)
         } else if foreground {
-            try MountDaemon.serve(mountpoint: point, upper: upperDir, options: fuseOptions) {
-                print("mounted \(upperDir) at \(point) (foreground; Ctrl-C or `buildfs umount \(point)` to stop)")
+            try serve(point, upperDir, fuseOptions) { lower in
+                print("mounted \(upperDir)\(lower.map { " over snapshot '\($0.key)'" } ?? "") at \(point) "
+                      + "(foreground; Ctrl-C or `buildfs umount \(point)` to stop)")
             }
         } else {
-            try startDaemon(point, upperDir, fuseOptions)
-            print("mounted \(upperDir) at \(point)")
+            let shown = try startDaemon(point, upperDir, fuseOptions)
+            print("mounted \(upperDir)\(shown.isEmpty ? "" : " over snapshot '\(shown)'") at \(point)")
+        }
+    }
+
+    /// Attaches the snapshot (if any), holds a lease on it so gc keeps it,
+    /// and serves until unmounted.
+    private func serve(_ point: String, _ upperDir: String, _ fuseOptions: [String],
+                       ready: (LowerSnapshot?) -> Void) throws {
+        var lower: LowerSnapshot?
+        var lease: Lease?
+        if !from.isEmpty || LowerSnapshot.recorded(in: upperDir) != nil {
+            let store = try storeOptions.open()
+            let ref = from.isEmpty ? nil : try SnapshotLookup.find(from, in: store)
+            lower = try LowerSnapshot.attach(upper: upperDir, store: store, ref: ref)
+            if let local = store as? LocalStore, let lower { lease = try local.lease(root: lower.root, holder: point) }
+            if let ref { try? store.touchRef(key: ref.key) }
+        }
+        defer { lease?.release() }
+        try MountDaemon.serve(mountpoint: point, upper: upperDir, options: fuseOptions, lower: lower) {
+            try? MountRegistry.write(MountRecord(pid: getpid(), mountpoint: point, upper: upperDir,
+                                                 log: MountRegistry.logPath(for: point),
+                                                 started: Date().timeIntervalSince1970,
+                                                 store: lower == nil ? nil : storeOptions.location))
+            ready(lower)
         }
     }
 
     /// Starts this program again as the daemon and waits until it reports
     /// the mount ready, or why it failed.
-    private func startDaemon(_ point: String, _ upperDir: String, _ fuseOptions: [String]) throws {
+    /// Returns the key of the snapshot under the mount ("" for none).
+    private func startDaemon(_ point: String, _ upperDir: String, _ fuseOptions: [String]) throws -> String {
         let log = MountRegistry.logPath(for: point)
         try makeDirectories(MountRegistry.directory, mode: 0o700)
         guard FileManager.default.createFile(atPath: log, contents: nil),
@@ -73,6 +109,7 @@ struct MountCommand: BuildFSCommand {
         daemon.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         daemon.arguments = ["mount", point, "--upper", upperDir, "--foreground"]
             + (fuseOptions.isEmpty ? [] : ["-o", fuseOptions.joined(separator: ",")])
+            + from.flatMap { ["--from", $0] } + (storeOptions.store == nil ? [] : ["--store", storeOptions.location])
         daemon.environment = ProcessInfo.processInfo.environment.merging([MountCommand.notifyVariable: "1"]) { $1 }
         daemon.standardInput = FileHandle.nullDevice
         daemon.standardOutput = notify
@@ -80,7 +117,7 @@ struct MountCommand: BuildFSCommand {
         daemon.currentDirectoryURL = URL(fileURLWithPath: "/")
         try daemon.run()
         let message = String(decoding: notify.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        if message.hasPrefix("READY") { return }
+        if message.hasPrefix("READY") { return String(message.dropFirst(6)).trimmingCharacters(in: .newlines) }
         if message.hasPrefix("ERROR ") {
             throw BuildFSError.usage(String(message.dropFirst(6)).trimmingCharacters(in: .newlines))
         }
@@ -96,11 +133,8 @@ struct MountCommand: BuildFSCommand {
             _ = bytes.withUnsafeMutableBytes { write(1, $0.baseAddress, $0.count) }
         }
         do {
-            try MountDaemon.serve(mountpoint: point, upper: upperDir, options: fuseOptions) {
-                try? MountRegistry.write(MountRecord(pid: getpid(), mountpoint: point, upper: upperDir,
-                                                     log: MountRegistry.logPath(for: point),
-                                                     started: Date().timeIntervalSince1970))
-                say("READY")
+            try serve(point, upperDir, fuseOptions) { lower in
+                say("READY " + (lower?.key ?? ""))
                 let null = open("/dev/null", O_WRONLY)
                 dup2(null, 1)
                 close(null)

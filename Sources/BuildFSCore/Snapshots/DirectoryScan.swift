@@ -15,6 +15,8 @@ struct ScannedEntry {
     enum Kind {
         case file(job: Int)
         case directory(node: Int)
+        /// A directory of the mount's snapshot never expanded: its tree as is.
+        case pendingDirectory(ObjectID)
         case symlink(target: [UInt8])
     }
 
@@ -34,6 +36,11 @@ struct DirectoryScan {
     let store: any Store
     let rootDir: FileDescriptor
     var parentIndex: StatIndex?
+    /// Set when committing a mount's upper directory: stubs and pending
+    /// directories stand for the snapshot under the mount (UpperLayout),
+    /// and are reused without being read.
+    var readsUpperLayout = false
+    private var trees: [ObjectID: Tree] = [:]
 
     private(set) var nodes: [[ScannedEntry]] = []
     private(set) var jobs: [FileJob] = []
@@ -45,6 +52,8 @@ struct DirectoryScan {
     private(set) var symlinkCount = 0
     private(set) var reusedCount = 0
     private(set) var logicalBytes: UInt64 = 0
+    /// Directories inside (and including) pending ones: not scanned nodes.
+    private(set) var pendingDirectories = 0
     private(set) var skipped: [String] = []
 
     init(store: any Store, rootDir: FileDescriptor) {
@@ -60,14 +69,21 @@ struct DirectoryScan {
         nodes.append([])
         var entries: [ScannedEntry] = []
         for name in try dir.directoryEntries() {
+            if readsUpperLayout && relativePath.isEmpty && name == Array(UpperLayout.internalDirectory.utf8) { continue }
             let path = relativePath.isEmpty ? name : relativePath + [0x2F] + name
             let st = try dir.statAt(name)
             let mtime = Timestamp(seconds: Int64(st.st_mtim.tv_sec), nanoseconds: UInt32(st.st_mtim.tv_nsec))
             let mode = UInt32(st.st_mode) & 0o7777
             let kind: ScannedEntry.Kind
             if st.isRegularFile {
-                kind = .file(job: fileJob(path: path, name: name, stat: st, mtime: mtime, mode: mode, parentTree: parentTree))
+                let stub = readsUpperLayout ? try stubChunks(dir, name, size: UInt64(st.st_size)) : nil
+                kind = .file(job: fileJob(path: path, name: name, stat: st, mtime: mtime, mode: mode,
+                                          parentTree: parentTree, stubChunks: stub))
                 fileCount += 1
+            } else if st.isDirectory, readsUpperLayout,
+                      let pending = UpperLayout.attribute(dir, name, UpperLayout.treeAttribute).flatMap(UpperLayout.decodeTreeID) {
+                kind = .pendingDirectory(pending)
+                try countPending(pending)
             } else if st.isDirectory {
                 let child = try dir.openAt(name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)
                 var childParent: Tree?
@@ -89,7 +105,7 @@ struct DirectoryScan {
     }
 
     private mutating func fileJob(path: [UInt8], name: [UInt8], stat st: stat, mtime: Timestamp, mode: UInt32,
-                                  parentTree: Tree?) -> Int {
+                                  parentTree: Tree?, stubChunks: [ChunkRef]?) -> Int {
         let record = StatIndex.Record(
             device: UInt64(st.st_dev), inode: UInt64(st.st_ino),
             ctime: Timestamp(seconds: Int64(st.st_ctim.tv_sec), nanoseconds: UInt32(st.st_ctim.tv_nsec)))
@@ -100,8 +116,10 @@ struct DirectoryScan {
         }
         let size = UInt64(st.st_size)
         logicalBytes += size
-        var job = FileJob(relativePath: path, size: size, linkGroup: DirectoryScan.linkGroup(record), reused: nil)
-        if parentIndex?.records[path] == record,
+        var job = FileJob(relativePath: path, size: size, linkGroup: DirectoryScan.linkGroup(record), reused: stubChunks)
+        if stubChunks != nil {
+            reusedCount += 1
+        } else if parentIndex?.records[path] == record,
            let previous = parentTree?.entry(named: name),
            case let .file(previousSize, chunks, _) = previous.content,
            previousSize == size, previous.mtime == mtime, previous.mode == mode,
@@ -112,6 +130,41 @@ struct DirectoryScan {
         jobs.append(job)
         if st.st_nlink > 1 { jobByInode[record] = jobs.count - 1 }
         return jobs.count - 1
+    }
+
+    private mutating func tree(_ id: ObjectID) throws -> Tree {
+        if let known = trees[id] { return known }
+        let tree = try store.getTree(id)
+        trees[id] = tree
+        return tree
+    }
+
+    /// The chunks of a stub (a file of the mount's snapshot never written),
+    /// or nil for a plain file.
+    private mutating func stubChunks(_ dir: FileDescriptor, _ name: [UInt8], size: UInt64) throws -> [ChunkRef]? {
+        guard let stub = UpperLayout.attribute(dir, name, UpperLayout.stubAttribute).flatMap(StubReference.decode) else {
+            return nil
+        }
+        guard case let .file(stubSize, chunks, _)? = try tree(stub.tree).entry(named: stub.name)?.content, stubSize == size else {
+            throw BuildFSError.corruptObject(id: stub.tree.hex, reason: "does not hold the file stub \(dir.childPath(name)) stands for")
+        }
+        return chunks
+    }
+
+    /// Adds a pending directory's contents to the snapshot's counts.
+    private mutating func countPending(_ id: ObjectID) throws {
+        for entry in try tree(id).entries {
+            switch entry.content {
+            case let .file(size, _, _):
+                fileCount += 1
+                logicalBytes += size
+            case let .directory(sub):
+                try countPending(sub)
+            case .symlink:
+                symlinkCount += 1
+            }
+        }
+        pendingDirectories += 1
     }
 
     /// The same inode gets the same group in every import, so unchanged

@@ -82,7 +82,16 @@ public final class GarbageCollector {
         var sizes: [ObjectID: UInt64] = [:]
         for pack in inventory.packs { sizes.merge(pack.storedSizes()) { max($0, $1) } }
         func indexBytes(_ live: Int) -> UInt64 { UInt64(live) * 40 }
-        var lastUse = try Reachability.mark(remaining, in: store)
+        // Live mounts read their snapshots through leases: their roots stay,
+        // as if used now, even when their refs are evicted.
+        let leased = Lease.liveRoots(in: store).map {
+            SnapshotRef(key: "lease", root: $0, created: now, logicalBytes: 0, addedBytes: 0,
+                        files: 0, directories: 0, symlinks: 0, statIndex: nil, source: nil, parent: nil)
+        }
+        func markAll() throws -> [ObjectID: Double] {
+            try Reachability.mark(remaining + leased.map { var ref = $0; ref.lastUsed = .infinity; return ref }, in: store)
+        }
+        var lastUse = try markAll()
         if let maxSize = policy.maxSize {
             // Evicting every ref used at or before t leaves exactly the
             // objects whose newest user is after t: walk that order once.
@@ -97,7 +106,7 @@ public final class GarbageCollector {
                     cursor += 1
                 }
             }
-            if !plan.evict.isEmpty { lastUse = try Reachability.mark(remaining, in: store) }
+            if !plan.evict.isEmpty { lastUse = try markAll() }
         }
         plan.kept = remaining
 

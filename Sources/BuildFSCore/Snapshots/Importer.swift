@@ -29,7 +29,10 @@ public final class Importer: Sendable {
 
     /// `parentCandidates`: keys to take the parent from (restore-key rule);
     /// nil picks the newest snapshot imported from this same directory.
+    /// `upperOfMount`: the directory is a mount's upper directory with its
+    /// snapshot laid in (a commit; see UpperLayout).
     public func importDirectory(_ path: String, key: String, parentCandidates: [String]? = nil,
+                                upperOfMount: Bool = false,
                                 progress: Bool = ProgressLine.stderrIsTerminal) throws -> ImportSummary {
         try SnapshotKey.validate(key)
         let rootDir: FileDescriptor
@@ -46,6 +49,7 @@ public final class Importer: Sendable {
         return try store.writing { writer in
             let parent = try findParent(candidates: parentCandidates, source: source)
             var scan = DirectoryScan(store: store, rootDir: rootDir)
+            scan.readsUpperLayout = upperOfMount
             if let parent {
                 scan.parentIndex = (try? parent.statIndexID.map { try StatIndex.decode(try store.get($0), id: $0) }) ?? nil
             }
@@ -67,7 +71,7 @@ public final class Importer: Sendable {
             let ref = SnapshotRef(
                 key: key, root: rootID, created: Date().timeIntervalSince1970,
                 logicalBytes: scan.logicalBytes, addedBytes: added,
-                files: scan.fileCount, directories: scan.nodes.count - 1, symlinks: scan.symlinkCount,
+                files: scan.fileCount, directories: scan.nodes.count - 1 + scan.pendingDirectories, symlinks: scan.symlinkCount,
                 statIndex: indexID, source: source, parent: parent?.key)
             try store.writeRef(ref)
             return ImportSummary(ref: ref, parentKey: parent?.key,
@@ -170,6 +174,8 @@ public final class Importer: Sendable {
                     content = .file(size: size, chunks: chunks, linkGroup: group)
                 case let .directory(child):
                     content = .directory(treeIDs[child]!)
+                case let .pendingDirectory(id):
+                    content = .directory(id)
                 case let .symlink(target):
                     content = .symlink(target: target)
                 }

@@ -1,0 +1,123 @@
+import BuildFSCore
+import CLinuxCalls
+import Foundation
+import Glibc
+import Synchronization
+
+/// The snapshot under a mount, and how it is laid into the upper directory
+/// lazily so that the upper directory stays the one namespace the
+/// passthrough serves:
+///
+/// - a directory of the snapshot becomes an upper directory carrying the
+///   xattr `trusted.buildfs.tree` (its tree id) until first used; then it is
+///   *expanded*: its entries are created (subdirectories pending the same
+///   way, symlinks as symlinks, files as stubs), and the xattr removed;
+/// - a file becomes a *stub*: a sparse upper file with the snapshot's size,
+///   mode, owner and mtime, and the xattr `trusted.buildfs.stub` naming its
+///   tree entry. Reads are served from the store; the first write or
+///   truncate *hydrates* it (fills in its bytes, drops the xattr);
+/// - hard links of the snapshot share one stub inode, linked also into
+///   `.buildfs-internal/links/GROUP` so that names in other directories find
+///   it (that extra link is hidden from st_nlink).
+///
+/// Deleting or renaming a snapshot entry is then a plain upper operation
+/// that survives a daemon restart, and a commit reuses stubs' chunk lists
+/// and pending directories' tree ids without reading them.
+public final class LowerSnapshot: Sendable {
+    static let treeAttribute = UpperLayout.treeAttribute
+    static let stubAttribute = UpperLayout.stubAttribute
+    static let indexedAttribute = UpperLayout.indexedAttribute
+    static let snapshotAttribute = UpperLayout.snapshotAttribute
+    /// Hidden at the mount's root.
+    public static let internalDirectory = UpperLayout.internalDirectory
+    static let stubPrefix = UpperLayout.stubPrefix
+
+    let store: any Store
+    public let root: ObjectID
+    public let key: String
+    let trees = ByteBudgetCache<ObjectID, Tree>(budget: 32 << 20)
+    let chunks = ByteBudgetCache<ObjectID, [UInt8]>(budget: 64 << 20)
+    public let counters = MountCounters()
+    /// O_PATH descriptor of `.buildfs-internal/links` in the upper root.
+    let linksFD: Int32
+    let linkIndexLock = Mutex<Void>(())
+
+    init(store: any Store, root: ObjectID, key: String, linksFD: Int32) {
+        self.store = store
+        self.root = root
+        self.key = key
+        self.linksFD = linksFD
+    }
+
+    func tree(_ id: ObjectID) throws -> Tree {
+        if let cached = trees.get(id) { return cached }
+        let tree = try store.getTree(id)
+        trees.insert(id, tree, cost: tree.entries.count * 128 + 64)
+        return tree
+    }
+
+    /// A chunk's verified bytes, from the cache or the store.
+    func chunk(_ ref: ChunkRef) throws -> [UInt8] {
+        if let cached = chunks.get(ref.id) {
+            counters.chunkHits.add(1, ordering: .relaxed)
+            return cached
+        }
+        counters.chunkMisses.add(1, ordering: .relaxed)
+        let bytes = try store.get(ref.id, maxLength: Int(ref.length))
+        guard bytes.count == Int(ref.length) else {
+            throw BuildFSError.corruptObject(id: ref.id.hex, reason: "is \(bytes.count) bytes, the tree says \(ref.length)")
+        }
+        chunks.insert(ref.id, bytes, cost: bytes.count)
+        return bytes
+    }
+
+    /// The chunk list of the file a stub stands for.
+    func chunkList(of stub: StubReference) throws -> [ChunkRef] {
+        guard case let .file(_, list, _)? = try tree(stub.tree).entry(named: stub.name)?.content else {
+            throw BuildFSError.corruptObject(id: stub.tree.hex, reason: "has no file '\(String(decoding: stub.name, as: UTF8.self))'")
+        }
+        return list
+    }
+}
+
+/// What a mount did, for `buildfs stats`.
+public final class MountCounters: Sendable {
+    public let bytesServed = Atomic<UInt64>(0)
+    public let chunkHits = Atomic<UInt64>(0)
+    public let chunkMisses = Atomic<UInt64>(0)
+    public let filesHydrated = Atomic<UInt64>(0)
+    public let directoriesExpanded = Atomic<UInt64>(0)
+
+    public var snapshot: [String: UInt64] {
+        ["bytesServedFromStore": bytesServed.load(ordering: .relaxed),
+         "chunkCacheHits": chunkHits.load(ordering: .relaxed),
+         "chunkCacheMisses": chunkMisses.load(ordering: .relaxed),
+         "filesCopiedUp": filesHydrated.load(ordering: .relaxed),
+         "directoriesExpanded": directoriesExpanded.load(ordering: .relaxed)]
+    }
+}
+
+// MARK: xattrs
+
+/// Our xattrs, read through an inode's /proc path (which follows to the
+/// file itself) and written on real descriptors.
+enum Xattr {
+    static func get(_ path: String, _ name: String) -> [UInt8]? {
+        var buffer = [UInt8](repeating: 0, count: 512)
+        let n = CLinuxCalls.getxattr(path, name, &buffer, buffer.count)
+        return n < 0 ? nil : Array(buffer[0..<n])
+    }
+
+    static func set(_ fd: Int32, _ name: String, _ value: [UInt8]) throws {
+        try check(CLinuxCalls.fsetxattr(fd, name, value, value.count, 0))
+    }
+
+    static func remove(_ path: String, _ name: String) throws {
+        if CLinuxCalls.removexattr(path, name) != 0 && errno != ENODATA { throw Errno.current }
+    }
+
+    /// Ours are not the user's business.
+    static func isInternal(_ name: UnsafePointer<CChar>) -> Bool {
+        strncmp(name, "trusted.buildfs.", 16) == 0
+    }
+}

@@ -1,0 +1,89 @@
+import ArgumentParser
+import BuildFSCore
+import BuildFSMount
+import Foundation
+
+struct StatsCommand: BuildFSCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stats",
+        abstract: "Show what the store holds and what a mount did, like `ccache -s`.",
+        discussion: """
+            Store: the bytes of all snapshots' files (logical), of the distinct content after
+            dedup (unique), and on disk after compression (stored), with the ratios between them.
+            Mount: bytes read from the store, chunk cache hits and misses, files copied up on
+            their first write, directories laid out, and bytes its commits added.
+
+            Example:
+              buildfs stats /work
+              buildfs stats --json
+            """)
+
+    @Argument(help: ArgumentHelp("A buildfs mount to report on as well.", valueName: "mountpoint"))
+    var mountpoint: String?
+
+    @Flag(help: "Print JSON for scripts.")
+    var json = false
+
+    @OptionGroup var storeOptions: StoreOptions
+
+    func execute() throws {
+        var mountReport: [String: Any]?
+        var location = storeOptions.location
+        if let mountpoint {
+            let point = MountPreflight.resolvedPath(mountpoint)
+            guard let record = MountRegistry.read(point) else {
+                throw BuildFSError.badTarget(path: mountpoint, reason: "is not a buildfs mount of this machine")
+            }
+            if storeOptions.store == nil, let store = record.store { location = store }
+            var counters: [String: Any] = MountRegistry.counters(for: point)
+            counters["bytesCommitted"] = MountRegistry.committed(for: point)
+            counters["mountpoint"] = point
+            counters["upper"] = record.upper
+            counters["snapshot"] = LowerSnapshot.recorded(in: record.upper)?.key ?? ""
+            mountReport = counters
+        }
+        guard let store = try StoreLocation.open(location) as? LocalStore else {
+            throw BuildFSError.usage("`buildfs stats` reports on local stores only")
+        }
+        let inventory = try store.inventory()
+        var unique: [ObjectID: UInt64] = [:]
+        for pack in inventory.packs {
+            for entry in pack.entries { unique[entry.id] = UInt64(entry.slot.length) }
+        }
+        let refs = try store.listRefs().refs
+        let logical = refs.reduce(UInt64(0)) { $0 + $1.logicalBytes }
+        let uniqueBytes = unique.values.reduce(0, +)
+        let stored = inventory.totalBytes
+        func ratio(_ a: UInt64, _ b: UInt64) -> Double { b == 0 ? 0 : (Double(a) / Double(b) * 100).rounded() / 100 }
+        let storeReport: [String: Any] = [
+            "location": store.root, "snapshots": refs.count, "packs": inventory.packs.count, "objects": unique.count,
+            "logicalBytes": logical, "uniqueBytes": uniqueBytes, "storedBytes": stored,
+            "dedupRatio": ratio(logical, uniqueBytes), "compressionRatio": ratio(uniqueBytes, stored),
+        ]
+        if json {
+            var all: [String: Any] = ["store": storeReport]
+            if let mountReport { all["mount"] = mountReport }
+            let data = try JSONSerialization.data(withJSONObject: all, options: [.prettyPrinted, .sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
+        func row(_ label: String, _ value: String) { print(label.padding(toLength: 34, withPad: " ", startingAt: 0) + value) }
+        print("Store \(store.root)")
+        row("  snapshots", "\(refs.count)")
+        row("  logical size (all snapshots)", ByteCount.human(logical))
+        row("  unique content (after dedup)", ByteCount.human(uniqueBytes) + "  (dedup \(ratio(logical, uniqueBytes))x)")
+        row("  stored (after compression)", ByteCount.human(stored) + "  (compression \(ratio(uniqueBytes, stored))x)")
+        row("  packs / objects", "\(inventory.packs.count) / \(unique.count)")
+        if let mount = mountReport {
+            func number(_ key: String) -> UInt64 { mount[key] as? UInt64 ?? 0 }
+            let hits = number("chunkCacheHits"), misses = number("chunkCacheMisses")
+            print("Mount \(mount["mountpoint"] ?? "")" + ((mount["snapshot"] as? String).map { $0.isEmpty ? "" : " over '\($0)'" } ?? ""))
+            row("  bytes served from the store", ByteCount.human(number("bytesServedFromStore")))
+            row("  chunk cache hits / misses", "\(hits) / \(misses)"
+                + (hits + misses > 0 ? String(format: "  (%.1f%% hits)", Double(hits) * 100 / Double(hits + misses)) : ""))
+            row("  files copied up", "\(number("filesCopiedUp"))")
+            row("  directories laid out", "\(number("directoriesExpanded"))")
+            row("  bytes committed", ByteCount.human(number("bytesCommitted")))
+        }
+    }
+}

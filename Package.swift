@@ -43,6 +43,7 @@ let package = Package(
         ], path: "Tests/TestSupport"),
         .testTarget(name: "BuildFSCoreTests", dependencies: ["BuildFSCore", "TestSupport"]),
         .testTarget(name: "BuildFSCLITests", dependencies: ["buildfs", "BuildFSCore", "TestSupport"]),
+        .testTarget(name: "BuildFSSnapshotMountTests", dependencies: ["buildfs", "TestSupport"]),
         .testTarget(name: "BuildFSMountTests", dependencies: ["buildfs", "TestSupport", "CLinuxCalls"]),
     ],
     swiftLanguageModes: [.v6]

@@ -36,7 +36,7 @@ enum FuseOperations {
         ops.link = { req, ino, newParent, newName in fileSystem(req).link(req!, ino, newParent, newName!) }
         ops.open = { req, ino, fi in fileSystem(req).open(req!, ino, fi!) }
         ops.read = { req, _, size, offset, fi in fileSystem(req).read(req!, size, offset, fi!) }
-        ops.write_buf = { req, _, buffers, offset, fi in fileSystem(req).writeBuffer(req!, buffers!, offset, fi!) }
+        ops.write_buf = { req, ino, buffers, offset, fi in fileSystem(req).writeBuffer(req!, ino, buffers!, offset, fi!) }
         ops.flush = { req, _, fi in fileSystem(req).flush(req!, fi!) }
         ops.release = { req, _, fi in fileSystem(req).release(req!, fi!) }
         ops.fsync = { req, _, dataOnly, fi in fileSystem(req).fsync(req!, dataOnly != 0, fi!) }

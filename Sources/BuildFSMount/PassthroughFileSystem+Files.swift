@@ -77,14 +77,26 @@ extension PassthroughFileSystem {
         }
     }
 
-    func writeBuffer(_ req: fuse_req_t, _ buffers: UnsafeMutablePointer<fuse_bufvec>, _ offset: off_t,
-                     _ fi: UnsafeMutablePointer<fuse_file_info>) {
-        let written = buildfs_write_buf_to_fd(buffers, Int32(truncatingIfNeeded: fi.pointee.fh), offset)
+    /// With the writeback cache the kernel owns a file's mtime: it sends
+    /// it with SETATTR when it flushes the inode, but its page writes can
+    /// reach our threads after that SETATTR, and each would move the upper
+    /// file's mtime to "now". So after a write, the mtime the kernel last set
+    /// is put back; the kernel sends the newer one on its next flush. Without
+    /// this, a restart or a commit would see mtimes some microseconds later
+    /// than the ones programs saw (and make, ninja and cargo compare them).
+    func writeBuffer(_ req: fuse_req_t, _ ino: fuse_ino_t, _ buffers: UnsafeMutablePointer<fuse_bufvec>,
+                     _ offset: off_t, _ fi: UnsafeMutablePointer<fuse_file_info>) {
+        let fd = Int32(truncatingIfNeeded: fi.pointee.fh)
+        let written = buildfs_write_buf_to_fd(buffers, fd, offset)
         if written < 0 {
             fuse_reply_err(req, Int32(-written))
-        } else {
-            fuse_reply_write(req, Int(written))
+            return
         }
+        if let mtime = table.inode(ino).kernelMtime.withLock({ $0 }) {
+            var times = [timespec(tv_sec: 0, tv_nsec: BUILDFS_UTIME_OMIT), mtime]
+            futimens(fd, &times)
+        }
+        fuse_reply_write(req, Int(written))
     }
 
     /// Called at every close of a descriptor: report close-time errors of

@@ -179,6 +179,10 @@ public final class PassthroughFileSystem: Sendable {
                 } else {
                     try check(utimensat(inode.fd, "", &times, BUILDFS_AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
                 }
+                if toSet & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW) != 0 && inode.isRegularFile {
+                    let now = try statOf(inode).st_mtim
+                    inode.kernelMtime.withLock { $0 = now }
+                }
             }
             var st = presented(inode, try statOf(inode))
             fuse_reply_attr(req, &st, timeout)

@@ -47,7 +47,7 @@ struct CommitCommand: BuildFSCommand {
         }
         let location = storeOptions.store ?? record.store ?? storeOptions.location
         let store = try StoreLocation.open(location, compressionLevel: level)
-        let summary = try Importer(store: store).importDirectory(record.upper, key: key, upperOfMount: true)
+        let summary = try Importer(store: store).importDirectory(record.upper, key: key, mountpoint: point)
         MountRegistry.addCommitted(summary.ref.addedBytes, for: point)
         let ref = summary.ref
         print("committed \(point) as '\(ref.key)': \(ref.files) files, \(ByteCount.human(ref.logicalBytes)); "

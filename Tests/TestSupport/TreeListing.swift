@@ -46,6 +46,16 @@ public struct TreeListing: Equatable {
         }
     }
 
+    /// The same listing with every mtime blanked, for trees changed by the
+    /// same operations at different times.
+    public func withoutMtimes() -> TreeListing {
+        var copy = self
+        for (path, line) in entries {
+            copy.entries[path] = line.replacingOccurrences(of: #"mtime=[-0-9.]+"#, with: "mtime=*", options: .regularExpression)
+        }
+        return copy
+    }
+
     /// Human-readable differences, empty when the trees match.
     public func differences(from other: TreeListing) -> [String] {
         var out: [String] = []

@@ -1,0 +1,199 @@
+import Foundation
+import Glibc
+import Testing
+import TestSupport
+
+/// Snapshots under a mount, acted on from this process (the daemon is
+/// another): what a reader sees, what commit saves, what survives restarts,
+/// gc and damage.
+@Suite struct SnapshotMountTests {
+    let dir = TemporaryDirectory("buildfs-snapmount")
+    var store: String { dir.sub("store") }
+    var mountpoint: String { dir.sub("mnt") }
+
+    init() {
+        mkdir(dir.sub("mnt"), 0o755)
+    }
+
+    func buildfs(_ arguments: String...) throws -> CommandResult {
+        try Shell.run([Shell.buildfs] + arguments + ["--store", store])
+    }
+
+    @discardableResult
+    func mount(upper: String, from: [String] = []) throws -> CommandResult {
+        mkdir(upper, 0o755)
+        let result = try Shell.run([Shell.buildfs, "mount", mountpoint, "--upper", upper, "--store", store]
+                                   + from.flatMap { ["--from", $0] })
+        #expect(result.status == 0, "mount: \(result.stderr)")
+        return result
+    }
+
+    func unmount() throws {
+        let result = try Shell.run([Shell.buildfs, "umount", mountpoint])
+        #expect(result.status == 0, "umount: \(result.stderr)")
+    }
+
+    /// Runs `body` with the mount up, unmounting even when it throws.
+    func mounted(upper: String, from: [String] = [], _ body: () throws -> Void) throws {
+        try mount(upper: upper, from: from)
+        defer { try? unmount() }
+        try body()
+    }
+
+    func randomTree(_ seed: UInt64, at path: String, budget: Int = 12 << 20) {
+        var tree = RandomTree(seed: seed)
+        tree.totalBudget = budget
+        tree.generate(at: path)
+    }
+
+    @Test(arguments: [1, 2, 3] as [UInt64])
+    func mountedSnapshotIsExact(seed: UInt64) throws {
+        randomTree(seed, at: dir.sub("source"))
+        #expect(try buildfs("import", dir.sub("source"), "--key", "base").status == 0)
+        try mounted(upper: dir.sub("upper"), from: ["ba"]) {
+            let differences = TreeListing(of: mountpoint).differences(from: TreeListing(of: dir.sub("source")))
+            #expect(differences.isEmpty, "seed \(seed): \(differences.prefix(5))")
+        }
+        // Reading copied nothing up: the upper dir holds stubs only.
+        let du = try Shell.bash("du -s --block-size=1 '\(dir.sub("upper"))' | cut -f1").stdout
+        #expect((Int(du.trimmingCharacters(in: .whitespacesAndNewlines)) ?? .max) < 2_000_000, "upper uses \(du) bytes")
+    }
+
+    @Test func mountIsLazyAndCommitWithoutChangesKeepsTheRoot() throws {
+        randomTree(7, at: dir.sub("source"))
+        let imported = try buildfs("import", dir.sub("source"), "--key", "base")
+        #expect(imported.status == 0)
+        try mounted(upper: dir.sub("upper"), from: ["base"]) {
+            // Nothing laid out before the first access but the link index.
+            let upper = try FileManager.default.contentsOfDirectory(atPath: dir.sub("upper"))
+            #expect(upper == [".buildfs-internal"])
+            #expect(try Shell.run([Shell.buildfs, "commit", mountpoint, "--key", "same", "--store", store]).status == 0)
+        }
+        let listing = try buildfs("snapshots", "--json").stdout
+        let refs = try JSONSerialization.jsonObject(with: Data(listing.utf8)) as? [[String: Any]] ?? []
+        let roots = Dictionary(uniqueKeysWithValues: refs.map { ($0["key"] as! String, $0["root"] as! String) })
+        #expect(roots["same"] != nil && roots["same"] == roots["base"])
+    }
+
+    /// Every kind of change, applied both to the mount and to a plain copy:
+    /// the commit must export as the plain copy, and mount back the same.
+    @Test func commitAfterEveryKindOfChangeRoundTrips() throws {
+        let source = dir.sub("source")
+        randomTree(11, at: source)
+        try CProject.write(to: source + "/project")
+        #expect(try Shell.run(["make", "-s", "-C", source + "/project", "-j2"]).status == 0)
+        #expect(try buildfs("import", source, "--key", "base").status == 0)
+        let plain = dir.sub("plain")
+        #expect(try buildfs("export", plain, "--from", "base").status == 0)
+
+        let changes = """
+            set -e
+            echo appended >> project/src/module_1.c
+            printf 'new file\\n' > project/new.txt
+            mkdir -p project/newdir/deep && echo deep > project/newdir/deep/file
+            truncate -s 10 project/src/module_2.c
+            : > project/src/module_3.c
+            rm project/src/module_4.c
+            rm -rf project/build
+            mv project/src/module_5.c project/renamed.c
+            mv project/src project/source-dir
+            chmod 600 project/Makefile
+            touch -m -d '2001-02-03 04:05:06.123456789' project/renamed.c
+            ln project/new.txt project/new-hardlink.txt
+            ln project/Makefile project/Makefile.link
+            ln -s ../renamed.c project/source-dir/link-to-renamed
+            mkdir project/build && echo rebuilt > project/build/out.o
+            """
+        #expect(try Shell.bash(changes, directory: plain).status == 0)
+        try mounted(upper: dir.sub("upper"), from: ["base"]) {
+            let applied = try Shell.bash(changes, directory: mountpoint)
+            #expect(applied.status == 0, "\(applied.stderr)")
+            // The same changes on a plain directory give the same tree, but
+            // for the mtimes of what the changes touched (made at other times).
+            let differencesBefore = TreeListing(of: mountpoint).withoutMtimes()
+                .differences(from: TreeListing(of: plain).withoutMtimes())
+            #expect(differencesBefore.isEmpty, "\(differencesBefore.prefix(5))")
+            #expect(try Shell.run([Shell.buildfs, "commit", mountpoint, "--key", "changed", "--store", store]).status == 0)
+            let exported = dir.sub("exported")
+            #expect(try buildfs("export", exported, "--from", "changed").status == 0)
+            let differences = TreeListing(of: exported).differences(from: TreeListing(of: mountpoint))
+            #expect(differences.isEmpty, "\(differences.prefix(5))")
+        }
+        try mounted(upper: dir.sub("upper2"), from: ["changed"]) {
+            let differences = TreeListing(of: mountpoint).differences(from: TreeListing(of: dir.sub("exported")))
+            #expect(differences.isEmpty, "\(differences.prefix(5))")
+        }
+    }
+
+    @Test func restartOnTheSameUpperShowsTheSameTree() throws {
+        randomTree(13, at: dir.sub("source"))
+        #expect(try buildfs("import", dir.sub("source"), "--key", "base").status == 0)
+        var before = TreeListing(of: "/nonexistent")
+        let change = "cd '\(mountpoint)' && ls -R > /dev/null && echo x >> \"$(find . -type f | head -1)\" "
+            + "&& rm -rf \"$(find . -mindepth 1 -type d | head -1)\""
+        try mount(upper: dir.sub("upper"), from: ["base"])
+        let changed = try Shell.bash(change)
+        #expect(changed.status == 0, "\(changed.stderr)")
+        before = TreeListing(of: mountpoint)
+        try unmount()
+        // Without --from: the upper dir says which snapshot is under it.
+        try mounted(upper: dir.sub("upper")) {
+            #expect(TreeListing(of: mountpoint).differences(from: before).isEmpty)
+        }
+        // Another snapshot over the same upper dir is refused.
+        randomTree(14, at: dir.sub("other"))
+        #expect(try buildfs("import", dir.sub("other"), "--key", "other").status == 0)
+        let refused = try Shell.run([Shell.buildfs, "mount", mountpoint, "--upper", dir.sub("upper"),
+                                     "--from", "other", "--store", store])
+        #expect(refused.status != 0 && refused.stderr.contains("already holds snapshot 'base'"), "\(refused.stderr)")
+        #expect(mountPoints(under: mountpoint).isEmpty)
+    }
+
+    @Test func gcKeepsTheSnapshotOfALiveMount() throws {
+        randomTree(17, at: dir.sub("source"))
+        #expect(try buildfs("import", dir.sub("source"), "--key", "base").status == 0)
+        try mounted(upper: dir.sub("upper"), from: ["base"]) {
+            let gc = try buildfs("gc", "--max-age", "0s")
+            #expect(gc.status == 0 && gc.stdout.contains("evicted 'base'"), "\(gc.stdout) \(gc.stderr)")
+            #expect(try buildfs("fsck").status == 0)
+            // Every file still reads, through the lease.
+            let differences = TreeListing(of: mountpoint).differences(from: TreeListing(of: dir.sub("source")))
+            #expect(differences.isEmpty, "\(differences.prefix(5))")
+        }
+        // Unmounted, the lease is gone and gc sweeps the objects.
+        let gc = try buildfs("gc", "--json")
+        let result = try JSONSerialization.jsonObject(with: Data(gc.stdout.utf8)) as? [String: Any]
+        #expect((result?["bytesAfter"] as? Int ?? -1) < 10_000, "\(gc.stdout)")
+    }
+
+    @Test func corruptChunkIsAnIOErrorNeverWrongBytes() throws {
+        mkdir(dir.sub("source"), 0o755)
+        var random = SeededRandom(seed: 19)
+        writeFile(dir.sub("source/big.bin"), random.bytes(3_000_000))
+        #expect(try buildfs("import", dir.sub("source"), "--key", "base").status == 0)
+        // Damage the middle of the only pack.
+        let packs = try FileManager.default.contentsOfDirectory(atPath: store + "/packs").filter { $0.hasSuffix(".pack") }
+        let path = store + "/packs/" + packs[0]
+        var bytes = [UInt8](FileManager.default.contents(atPath: path)!)
+        bytes[bytes.count / 2] ^= 0xFF
+        chmod(path, 0o644)
+        writeFile(path, bytes)
+        try mounted(upper: dir.sub("upper"), from: ["base"]) {
+            let read = try Shell.run(["cat", mountpoint + "/big.bin"])
+            #expect(read.status != 0 && read.stderr.contains("Input/output error"), "\(read.stderr)")
+        }
+        let log = try String(contentsOfFile: "/run/buildfs/\(escapedMountpoint).log", encoding: .utf8)
+        #expect(log.contains("corrupt"), "daemon log: \(log)")
+    }
+
+    var escapedMountpoint: String {
+        var out = ""
+        for byte in mountpoint.utf8 {
+            let c = Character(UnicodeScalar(byte))
+            if c.isLetter || c.isNumber || c == "-" || c == "_" || (c == "." && !out.isEmpty) { out.append(c) } else {
+                out += String(format: "%%%02X", byte)
+            }
+        }
+        return out
+    }
+}

@@ -158,6 +158,8 @@ import TestSupport
         #expect(listing.status == 0 && listing.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "[\n\n]"
                 || listing.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "[]")
         #expect(try FileManager.default.contentsOfDirectory(atPath: small + "/store/tmp").isEmpty)
+        let fsck = try buildfs("fsck", "--store", small + "/store")
+        #expect(fsck.status == 0 && fsck.stdout.contains("no damage"), "\(fsck.stdout) \(fsck.stderr)")
         mkdir(dir.sub("little"), 0o755)
         writeFile(dir.sub("little/file"), Array("small enough".utf8))
         #expect(try buildfs("import", dir.sub("little"), "--key", "little", "--store", small + "/store").status == 0)

@@ -1,7 +1,25 @@
 import ArgumentParser
+import BuildFSCore
+import Foundation
 
 @main
 struct BuildFS: ParsableCommand {
+    /// Accepts mount.fuse3's calling form too (see MountHelperSyntax).
+    static func main() {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        let names = Set(configuration.subcommands.map { $0._commandName })
+        do {
+            if let translated = try MountHelperSyntax.translate(arguments, subcommands: names) {
+                main(translated)
+                return
+            }
+        } catch {
+            FileHandle.standardError.write(Data("buildfs: error: \(error)\n".utf8))
+            Foundation.exit(1)
+        }
+        main(arguments)
+    }
+
     static let configuration = CommandConfiguration(
         commandName: "buildfs",
         abstract: "Snapshots of CI build directories in a deduplicated, compressed store.",

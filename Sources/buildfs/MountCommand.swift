@@ -85,6 +85,9 @@ struct MountCommand: BuildFSCommand {
             if let ref { try? store.touchRef(key: ref.key) }
         }
         defer { lease?.release() }
+        // Unmounted by `buildfs umount`, plain umount or fusermount3 -u: the
+        // record goes with the daemon (umount has read it already).
+        defer { MountRegistry.remove(point) }
         try MountDaemon.serve(mountpoint: point, upper: upperDir, options: fuseOptions, lower: lower) {
             try? MountRegistry.write(MountRecord(pid: getpid(), mountpoint: point, upper: upperDir,
                                                  log: MountRegistry.logPath(for: point),

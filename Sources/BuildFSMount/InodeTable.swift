@@ -47,6 +47,9 @@ struct LowerState: Sendable {
     var stub: StubReference?
     /// A directory not expanded yet: its entries are this tree's.
     var pendingTree: ObjectID?
+    /// A directory whose entries and whose subdirectories' entries are laid
+    /// out (in this daemon's lifetime): names in it can be used.
+    var ready = false
     /// A hard-linked file also linked into the link index.
     var indexed = false
 }

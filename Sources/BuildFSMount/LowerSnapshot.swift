@@ -30,7 +30,6 @@ public final class LowerSnapshot: Sendable {
     static let snapshotAttribute = UpperLayout.snapshotAttribute
     /// Hidden at the mount's root.
     public static let internalDirectory = UpperLayout.internalDirectory
-    static let stubPrefix = UpperLayout.stubPrefix
 
     let store: any Store
     public let root: ObjectID

@@ -14,6 +14,7 @@ public enum MountDaemon {
         // The kernel already applied the caller's umask to create modes.
         umask(0)
         let fileSystem = try PassthroughFileSystem(upper: upper, lower: lower)
+        if lower != nil { try fileSystem.layOutRoot() }
         var operations = FuseOperations.table()
         let arguments = ["buildfs", "-o", MountOptions.fuseOptionString(options)]
         var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]

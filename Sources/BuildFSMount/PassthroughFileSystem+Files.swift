@@ -28,6 +28,7 @@ extension PassthroughFileSystem {
                     }
                     fi.pointee.fh = StubReadHandle(inode: inode, chunks: chunks).fileHandle
                     fi.pointee.keep_cache = 1
+                    fi.pointee.noflush = 1 // nothing to flush: spare close() a round trip
                     fuse_reply_open(req, fi)
                     return
                 }
@@ -37,6 +38,8 @@ extension PassthroughFileSystem {
             fi.pointee.fh = UInt64(fd)
             // Pages stay valid across opens: nobody else writes the file.
             fi.pointee.keep_cache = 1
+            // A read-only descriptor has nothing to flush at close.
+            if fi.pointee.flags & O_ACCMODE == O_RDONLY { fi.pointee.noflush = 1 }
             fuse_reply_open(req, fi)
         }
     }

@@ -24,18 +24,35 @@ extension PassthroughFileSystem {
     }
 
     /// Every operation on a directory's names first lays out its snapshot
-    /// entries, if that has not happened yet.
+    /// entries, and those of its subdirectories. A subdirectory is laid out
+    /// before anyone can see it, so no reader ever sees a directory's size,
+    /// mtime or ctime change under it (tar would report every directory as
+    /// "changed as we read it"). The cost is one level ahead of the walk.
     func ensureExpanded(_ directory: Inode) throws {
-        guard let lower, lowerState(directory)?.pendingTree != nil else { return }
+        guard let lower, let state = lowerState(directory), !state.ready else { return }
         try directory.lowerState.withLock { state in
-            guard let tree = state?.pendingTree else { return }
+            guard state?.ready == false else { return }
             do {
-                try lower.expand(directory.fd, tree: tree)
+                if let tree = state?.pendingTree {
+                    try lower.expand(directory.fd, tree: tree)
+                    state?.pendingTree = nil
+                }
+                try lower.expandSubdirectories(of: directory.fd)
             } catch let error as BuildFSError {
                 log("expanding a directory of snapshot '\(lower.key)': \(error.description)")
                 throw Errno(code: EIO)
             }
-            state?.pendingTree = nil
+            state?.ready = true
+        }
+    }
+
+    /// The root is seen as soon as the mount is up: lay it out (and its
+    /// subdirectories) before.
+    func layOutRoot() throws {
+        do {
+            try ensureExpanded(table.root)
+        } catch {
+            throw BuildFSError.usage("cannot lay out the root of snapshot '\(lower?.key ?? "")' in \(upperPath); see the log")
         }
     }
 
@@ -71,7 +88,7 @@ extension PassthroughFileSystem {
 
     /// A directory whose snapshot entries are not laid out yet looks empty
     /// in the upper directory: rmdir and rename over it must see its
-    /// entries. Expands it when it is pending.
+    /// entries, and a directory moved elsewhere must stay laid out.
     func expandChild(_ parent: Inode, _ name: UnsafePointer<CChar>) throws {
         guard lower != nil else { return }
         guard let (child, _) = try? lookupEntry(parent, name) else { return }

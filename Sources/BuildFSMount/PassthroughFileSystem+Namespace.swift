@@ -71,8 +71,10 @@ extension PassthroughFileSystem {
             try ensureExpanded(source)
             try ensureExpanded(target)
             if isInternal(source, name) || isInternal(target, newName) { throw Errno(code: EPERM) }
-            // Replacing a directory needs it empty: see its snapshot entries.
+            // Replacing a directory needs it empty: see its snapshot entries;
+            // and a directory moved keeps the "laid out before seen" rule.
             try expandChild(target, newName)
+            try expandChild(source, name)
             let from = source.fd, to = target.fd
             if flags == 0 {
                 try check(renameat(from, name, to, newName))

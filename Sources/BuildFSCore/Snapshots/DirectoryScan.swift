@@ -4,9 +4,9 @@ import Glibc
 struct FileJob {
     var relativePath: [UInt8]
     var size: UInt64
-    /// Non-zero id shared by the names of one inode (used when it has
-    /// several names inside the tree).
-    var linkGroup: UInt64
+    /// The smallest of the job's paths: names of one inode share a link
+    /// group derived from it (see `linkGroup`).
+    var firstPath: [UInt8]
     /// The parent snapshot's chunk list, when the file is unchanged.
     var reused: [ChunkRef]?
 }
@@ -119,11 +119,12 @@ struct DirectoryScan {
         statIndex.records[path] = record
         if st.st_nlink > 1, let existing = jobByInode[record] {
             linkCounts[existing, default: 1] += 1
+            if path.lexicographicallyPrecedes(jobs[existing].firstPath) { jobs[existing].firstPath = path }
             return existing
         }
         let size = UInt64(st.st_size)
         logicalBytes += size
-        var job = FileJob(relativePath: path, size: size, linkGroup: DirectoryScan.linkGroup(record), reused: stubChunks)
+        var job = FileJob(relativePath: path, size: size, firstPath: path, reused: stubChunks)
         if stubChunks != nil {
             reusedCount += 1
         } else if parentIndex?.records[path] == record,
@@ -174,11 +175,12 @@ struct DirectoryScan {
         pendingDirectories += 1
     }
 
-    /// The same inode gets the same group in every import, so unchanged
-    /// directories with hard links keep their tree ids.
-    static func linkGroup(_ record: StatIndex.Record) -> UInt64 {
-        let group = (record.device &* 0x9E37_79B9_7F4A_7C15) ^ record.inode
-        return group == 0 ? 1 : group
+    /// The link group of hard links whose smallest path is `firstPath`:
+    /// the same tree gets the same groups (so the same tree ids) whichever
+    /// machine, directory or mount it is read from.
+    static func linkGroup(firstPath: [UInt8]) -> UInt64 {
+        let id = ObjectID.hashing(firstPath)
+        return id.w0 == 0 ? 1 : id.w0
     }
 
     private func readLink(_ dir: FileDescriptor, _ name: [UInt8]) throws -> [UInt8] {

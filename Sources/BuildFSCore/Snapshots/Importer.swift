@@ -170,7 +170,7 @@ public final class Importer: Sendable {
                 let content: EntryContent
                 switch scanned.kind {
                 case let .file(job):
-                    let group = scan.linkCounts[job, default: 1] > 1 ? scan.jobs[job].linkGroup : 0
+                    let group = scan.linkCounts[job, default: 1] > 1 ? DirectoryScan.linkGroup(firstPath: scan.jobs[job].firstPath) : 0
                     let chunks = chunkLists[job]
                     let size = chunks.reduce(UInt64(0)) { $0 + UInt64($1.length) }
                     content = .file(size: size, chunks: chunks, linkGroup: group)

@@ -15,8 +15,6 @@ public enum UpperLayout {
     public static let snapshotAttribute = "trusted.buildfs.snapshot"
     /// At the upper root, not part of the tree: the hard link index.
     public static let internalDirectory = ".buildfs-internal"
-    /// Temporary names of entries being laid out.
-    public static let stubPrefix = ".buildfs-stub-"
 
     public static func decodeTreeID(_ bytes: [UInt8]) -> ObjectID? {
         guard bytes.count == 33, bytes[0] == 1 else { return nil }

@@ -44,6 +44,7 @@ let package = Package(
         .testTarget(name: "BuildFSCoreTests", dependencies: ["BuildFSCore", "TestSupport"]),
         .testTarget(name: "BuildFSCLITests", dependencies: ["buildfs", "BuildFSCore", "TestSupport"]),
         .testTarget(name: "BuildFSSnapshotMountTests", dependencies: ["buildfs", "TestSupport"]),
+        .testTarget(name: "BuildFSMountTests", dependencies: ["buildfs", "TestSupport", "CLinuxCalls"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -36,7 +36,7 @@ enum FuseOperations {
         ops.link = { req, ino, newParent, newName in fileSystem(req).link(req!, ino, newParent, newName!) }
         ops.open = { req, ino, fi in fileSystem(req).open(req!, ino, fi!) }
         ops.read = { req, _, size, offset, fi in fileSystem(req).read(req!, size, offset, fi!) }
-        ops.write_buf = { req, ino, buffers, offset, fi in fileSystem(req).writeBuffer(req!, ino, buffers!, offset, fi!) }
+        ops.write_buf = { req, _, buffers, offset, fi in fileSystem(req).writeBuffer(req!, buffers!, offset, fi!) }
         ops.flush = { req, _, fi in fileSystem(req).flush(req!, fi!) }
         ops.release = { req, _, fi in fileSystem(req).release(req!, fi!) }
         ops.fsync = { req, _, dataOnly, fi in fileSystem(req).fsync(req!, dataOnly != 0, fi!) }
@@ -76,9 +76,13 @@ extension PassthroughFileSystem {
         func want(_ capability: Int32) {
             if conn.pointee.capable & UInt32(capability) != 0 { conn.pointee.want |= UInt32(capability) }
         }
-        // The kernel gathers small writes into pages and writes them back in
-        // big requests (see openFlags for what that asks of open).
-        want(FUSE_CAP_WRITEBACK_CACHE)
+        // No writeback cache: with it the kernel owns the mtimes of files
+        // written through the mount and tells the daemon only when it writes
+        // the inode back, so the upper directory (what a remount or a commit
+        // reads) lags behind what programs saw, by microseconds that make,
+        // ninja and cargo notice. Measured here, only floods of tiny flushed
+        // writes gained from it (~40%); untar was even, 1 GiB sequential
+        // writes were faster without it.
         // Reads are answered by splicing the upper file into the reply.
         want(FUSE_CAP_SPLICE_WRITE)
         want(FUSE_CAP_SPLICE_MOVE)

@@ -22,8 +22,6 @@ final class Inode: @unchecked Sendable {
     /// up to date by the daemon, the only writer. The lock also serializes
     /// expansion and hydration of this inode.
     let lowerState = Mutex<LowerState?>(nil)
-    /// The mtime the kernel last set (see PassthroughFileSystem.writeBuffer).
-    let kernelMtime = Mutex<timespec?>(nil)
 
     init(fd: Int32, key: InodeKey, type: mode_t) {
         self.fd = fd

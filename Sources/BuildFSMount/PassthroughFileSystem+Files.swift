@@ -5,14 +5,12 @@ import Glibc
 
 /// Open files: the file handle (`fi.fh`) is a real descriptor on the upper file.
 extension PassthroughFileSystem {
-    /// The flags to open the upper file with. With the writeback cache the
-    /// kernel writes whole pages at offsets of its choosing, also for files
-    /// opened write-only or for append: so write-only becomes read-write and
-    /// O_APPEND is dropped (else `echo x >> f` was seen to duplicate data).
+    /// The flags to open the upper file with. The kernel sends every write
+    /// with its offset (the end of the file for O_APPEND): an O_APPEND upper
+    /// descriptor would move that offset again, so it is dropped. O_NOFOLLOW
+    /// would refuse the /proc path the file is reopened through.
     func openFlags(_ requested: Int32) -> Int32 {
-        var flags = requested & ~(O_NOFOLLOW | O_APPEND)
-        if flags & O_ACCMODE == O_WRONLY { flags = (flags & ~O_ACCMODE) | O_RDWR }
-        return flags | O_CLOEXEC
+        requested & ~(O_NOFOLLOW | O_APPEND) | O_CLOEXEC
     }
 
     func open(_ req: fuse_req_t, _ ino: fuse_ino_t, _ fi: UnsafeMutablePointer<fuse_file_info>) {
@@ -80,26 +78,14 @@ extension PassthroughFileSystem {
         }
     }
 
-    /// With the writeback cache the kernel owns a file's mtime: it sends
-    /// it with SETATTR when it flushes the inode, but its page writes can
-    /// reach our threads after that SETATTR, and each would move the upper
-    /// file's mtime to "now". So after a write, the mtime the kernel last set
-    /// is put back; the kernel sends the newer one on its next flush. Without
-    /// this, a restart or a commit would see mtimes some microseconds later
-    /// than the ones programs saw (and make, ninja and cargo compare them).
-    func writeBuffer(_ req: fuse_req_t, _ ino: fuse_ino_t, _ buffers: UnsafeMutablePointer<fuse_bufvec>,
-                     _ offset: off_t, _ fi: UnsafeMutablePointer<fuse_file_info>) {
-        let fd = Int32(truncatingIfNeeded: fi.pointee.fh)
-        let written = buildfs_write_buf_to_fd(buffers, fd, offset)
+    func writeBuffer(_ req: fuse_req_t, _ buffers: UnsafeMutablePointer<fuse_bufvec>, _ offset: off_t,
+                     _ fi: UnsafeMutablePointer<fuse_file_info>) {
+        let written = buildfs_write_buf_to_fd(buffers, Int32(truncatingIfNeeded: fi.pointee.fh), offset)
         if written < 0 {
             fuse_reply_err(req, Int32(-written))
-            return
+        } else {
+            fuse_reply_write(req, Int(written))
         }
-        if let mtime = table.inode(ino).kernelMtime.withLock({ $0 }) {
-            var times = [timespec(tv_sec: 0, tv_nsec: BUILDFS_UTIME_OMIT), mtime]
-            futimens(fd, &times)
-        }
-        fuse_reply_write(req, Int(written))
     }
 
     /// Called at every close of a descriptor: report close-time errors of

@@ -12,8 +12,9 @@ import Glibc
 /// upper directory while it is mounted (writing to the upper directory
 /// behind the mount's back is not supported): attributes, names and
 /// negative lookups are cached for `timeout`, file pages survive close
-/// (`keep_cache`), directory listings are cached (`cache_readdir`), and
-/// writes are gathered by the kernel (writeback cache).
+/// (`keep_cache`), and directory listings are cached (`cache_readdir`).
+/// Writes go through to the upper file at once (no writeback cache: see
+/// `negotiate`), so the upper directory is always what readers see.
 public final class PassthroughFileSystem: Sendable {
     let table: InodeTable
     let upperPath: String
@@ -178,10 +179,6 @@ public final class PassthroughFileSystem: Sendable {
                     try check(futimens(handle, &times))
                 } else {
                     try check(utimensat(inode.fd, "", &times, BUILDFS_AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
-                }
-                if toSet & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW) != 0 && inode.isRegularFile {
-                    let now = try statOf(inode).st_mtim
-                    inode.kernelMtime.withLock { $0 = now }
                 }
             }
             var st = presented(inode, try statOf(inode))

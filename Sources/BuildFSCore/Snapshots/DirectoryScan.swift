@@ -64,9 +64,8 @@ struct DirectoryScan {
     /// Scans `dir` (at `relativePath` from the root, "" for the root itself)
     /// and returns its node number.
     /// `view`: the same directory seen through the mount, when committing.
-    /// Metadata comes from there: with its writeback cache the kernel owns
-    /// the mtimes of files written through the mount and hands them to the
-    /// daemon only on unmount or inode writeback, not on syncfs.
+    /// Metadata comes from there: a commit saves what readers of the mount
+    /// see, whatever the kernel may still hold that the upper dir does not.
     @discardableResult
     mutating func walk(_ dir: FileDescriptor, view: FileDescriptor? = nil, relativePath: [UInt8],
                        parentTree: Tree?) throws -> Int {

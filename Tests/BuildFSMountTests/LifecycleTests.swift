@@ -1,0 +1,158 @@
+import Foundation
+import Glibc
+import Testing
+import TestSupport
+
+/// Mount, unmount, mount again, and a daemon killed with SIGKILL: the upper
+/// directory is the truth, and `umount` always gets the mountpoint back.
+@Suite("Mount lifecycle") struct LifecycleTests {
+    let directory = TemporaryDirectory("buildfs-lifecycle")
+    var upper: String { directory.sub("upper") }
+    var mnt: String { directory.sub("mnt") }
+
+    init() {
+        mkdir(directory.sub("upper"), 0o755)
+        mkdir(directory.sub("mnt"), 0o755)
+    }
+
+    func mount(options: [String] = []) throws -> MountUnderTest {
+        try MountUnderTest(upper: upper, mountpoint: mnt, options: options, keeping: directory)
+    }
+
+    /// A tree with everything a restore must keep (owners, odd modes, ns
+    /// mtimes, symlinks, hard links), copied onto the mount with cp -a, is
+    /// the same through the mount, in the upper directory once umount has
+    /// returned, and through a second mount of the same upper directory.
+    @Test func remountShowsTheSameTree() throws {
+        var generator = RandomTree(seed: 5)
+        generator.totalBudget = 6 * 1024 * 1024
+        generator.generate(at: directory.sub("source"))
+        let expected = TreeListing(of: directory.sub("source"))
+
+        let first = try mount()
+        let copy = Run.command(["cp", "-a", directory.sub("source") + "/.", mnt], timeout: 180)
+        try #require(copy.status == 0, "cp -a onto the mount: \(copy.summary)")
+        let throughMount = TreeListing(of: mnt).differences(from: expected)
+        #expect(throughMount.isEmpty, "through the mount: \(throughMount.prefix(5))")
+
+        let daemons = first.daemonPIDs()
+        let umount = first.unmount()
+        #expect(umount.status == 0, "\(umount.summary)")
+        #expect(!first.isMounted)
+        let inUpper = TreeListing(of: upper).differences(from: expected)
+        #expect(inUpper.isEmpty, "upper directory after umount: \(inUpper.prefix(5))")
+        #expect(waitUntil(seconds: 10) { daemons.allSatisfy { kill($0, 0) != 0 } },
+                "daemon \(daemons) still running after umount")
+
+        let second = try mount()
+        let remounted = TreeListing(of: mnt).differences(from: expected)
+        #expect(remounted.isEmpty, "after a remount: \(remounted.prefix(5))")
+        #expect(second.unmount().status == 0)
+    }
+
+    /// What the mount shows, mtimes to the nanosecond included, is what the
+    /// next mount shows: ninja and make compare mtimes with the ones they
+    /// saw before, so a time that moves at a remount means a rebuild.
+    /// Each operation is one whose mtime a kernel cache could get wrong.
+    @Test func mtimesSeenThroughTheMountSurviveARemount() throws {
+        let first = try mount()
+        let p = Probe(root: mnt)
+        for name in ["written", "truncated-same-size", "ftruncated-same-size", "truncated-shorter", "renamed", "linked"] {
+            p.create(name, "some content")
+        }
+        let fd = p.open("written", O_WRONLY | O_APPEND)
+        p.pwrite("more", fd, Array(" and more".utf8), at: 0)
+        p.check("close", close(fd))
+        p.check("truncate to the same size", truncate(p.path("truncated-same-size"), 12))
+        let other = p.open("ftruncated-same-size", O_WRONLY)
+        p.check("ftruncate to the same size", ftruncate(other, 12))
+        p.check("close", close(other))
+        p.check("truncate shorter", truncate(p.path("truncated-shorter"), 4))
+        p.check("rename", rename(p.path("renamed"), p.path("renamed-now")))
+        p.check("link", link(p.path("linked"), p.path("second-name")))
+        p.check("mkdir", mkdir(p.path("dir"), 0o755))
+        p.create("dir/inside", "x")
+        #expect(!p.lines.contains { $0.contains(": E") }, "\(p.lines)")
+        let seen = TreeListing(of: mnt)
+
+        #expect(first.unmount().status == 0)
+        let inUpper = TreeListing(of: upper).differences(from: seen)
+        #expect(inUpper.isEmpty, "upper directory (left) vs what the mount showed (right): \(inUpper)")
+        let second = try mount()
+        let remounted = TreeListing(of: mnt).differences(from: seen)
+        #expect(remounted.isEmpty, "after a remount (left) vs before (right): \(remounted)")
+        #expect(second.unmount().status == 0)
+    }
+
+    /// kill -9 of the daemon: calls on the mountpoint fail at once (no hang),
+    /// `buildfs umount` recovers it, what was written and closed before the
+    /// kill is in the upper directory, and a new mount works.
+    /// The daemon is found as the process whose argv names the mountpoint
+    /// and that holds /dev/fuse open (see `fuseDaemons(serving:)`).
+    @Test(.enabled(if: MountKind.current.isFUSE, "needs a daemon"))
+    func umountRecoversAfterTheDaemonIsKilled() throws {
+        let mounted = try mount()
+        let content = Array("written before the kill\n".utf8)
+        let probe = Probe(root: mnt)
+        probe.create("before-kill", String(decoding: content, as: UTF8.self))
+        #expect(probe.lines == ["create before-kill: ok"])
+
+        let daemons = mounted.daemonPIDs()
+        try #require(!daemons.isEmpty, "no process with \(mnt) in its argv holds /dev/fuse")
+        for pid in daemons { kill(pid, SIGKILL) }
+        #expect(waitUntil(seconds: 10) { daemons.allSatisfy { kill($0, 0) != 0 } }, "daemon survived SIGKILL")
+
+        let dead = Run.command(["stat", mnt + "/before-kill"], timeout: 15)
+        #expect(dead.status != 0 && dead.status != 124, "stat on a dead mount should fail at once: \(dead.summary)")
+
+        let umount = mounted.unmount()
+        #expect(umount.status == 0, "umount of a dead mount: \(umount.summary)")
+        #expect(!mounted.isMounted, "still in /proc/mounts after umount")
+        #expect(FileManager.default.contents(atPath: upper + "/before-kill").map { [UInt8]($0) } == content)
+
+        let again = try mount()
+        #expect(Probe(root: mnt).contents("before-kill") == content)
+        #expect(again.unmount().status == 0)
+    }
+
+    /// `out=$(buildfs mount ...)` in a CI script must return: the daemon may
+    /// not keep the caller's stdout or stderr open.
+    @Test func mountReturnsWhenItsOutputIsAPipe() throws {
+        let command = MountKind.current.mountCommand(mnt, upper: upper, options: [])
+            .map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
+        let guardian = MountUnderTest(adopting: mnt, upper: upper, keeping: directory)
+        let result = Run.bash("out=$(\(command) 2>&1); echo \"status $?\"", timeout: 30)
+        #expect(result.stdout == "status 0\n", "\(result.summary)")
+        #expect(guardian.isMounted)
+        #expect(guardian.unmount().status == 0)
+    }
+
+    @Test(.enabled(if: MountKind.current == .buildfs, "buildfs's own option"))
+    func foregroundMountRunsUntilUnmounted() throws {
+        let guardian = MountUnderTest(adopting: mnt, upper: upper, keeping: directory)
+        let devNull = open("/dev/null", O_WRONLY)
+        defer { close(devNull) }
+        let started = Child([Shell.buildfs, "mount", mnt, "--upper", upper, "--foreground"], stdout: devNull, stderr: devNull)
+        let process = try #require(started, "cannot start buildfs")
+        defer { if process.isRunning { kill(process.pid, SIGKILL) } }
+
+        try #require(waitUntil(seconds: 20) { guardian.isMounted }, "not mounted 20 s after starting --foreground")
+        #expect(process.isRunning, "--foreground returned while mounted")
+        let probe = Probe(root: mnt)
+        probe.create("f", "foreground")
+        #expect(probe.lines == ["create f: ok"])
+        #expect(guardian.unmount().status == 0)
+        #expect(waitUntil(seconds: 20) { !process.isRunning }, "--foreground still running after umount")
+        #expect(process.exitStatus == 0, "--foreground exit status")
+        #expect(FileManager.default.contents(atPath: upper + "/f") == Data("foreground".utf8))
+    }
+
+    @Test(.enabled(if: MountKind.current == .buildfs, "buildfs's own help"))
+    func mountAndUmountHaveHelpWithAnExample() throws {
+        for command in ["mount", "umount"] {
+            let help = Run.command([Shell.buildfs, command, "--help"])
+            #expect(help.status == 0 && help.stdout.contains("Example:") && help.stdout.contains("USAGE: buildfs \(command)"),
+                    "\(command) --help: \(help.summary)")
+        }
+    }
+}

@@ -72,10 +72,13 @@ extension PassthroughFileSystem {
     }
 
     /// Attributes as the user sees them: a stub is sparse on disk but not to
-    /// `du`, and a hard link's index entry is not one of its names.
+    /// `du`, a hard link's index entry is not one of its names, and the
+    /// index directory is not the root's.
     func presented(_ inode: Inode, _ st: stat) -> stat {
         guard let state = lowerState(inode) else { return st }
         var shown = st
+        // The hidden link index is a subdirectory of the root: not counted.
+        if inode === table.root && shown.st_nlink > 2 { shown.st_nlink -= 1 }
         if state.stub != nil { shown.st_blocks = (st.st_size + 511) / 512 }
         if state.indexed && shown.st_nlink > 1 { shown.st_nlink -= 1 }
         return shown

@@ -16,11 +16,11 @@ enum MountKind: String, Sendable {
 
     var isFUSE: Bool { self != .bind }
 
-    func mountCommand(_ mountpoint: String, upper: String, options: [String]) -> [String] {
+    func mountCommand(_ mountpoint: String, upper: String, options: [String], extra: [String] = []) -> [String] {
         switch self {
         case .buildfs:
             return [Shell.buildfs, "mount", mountpoint, "--upper", upper]
-                + (options.isEmpty ? [] : ["-o", options.joined(separator: ",")])
+                + (options.isEmpty ? [] : ["-o", options.joined(separator: ",")]) + extra
         case .bindfs:
             // buildfs always has default_permissions; bindfs must be asked.
             let all = ["default_permissions"] + options
@@ -59,13 +59,16 @@ final class MountUnderTest: @unchecked Sendable {
     private var _watchdogFired = false
 
     /// Mounts and returns once the mount is listed in /proc/mounts as FUSE.
+    /// `extraArguments` go to `buildfs mount` (e.g. --from, --store).
     init(upper: String, mountpoint: String, options: [String] = [], timeLimit: Int = 240,
-         kind: MountKind = .current, keeping directory: TemporaryDirectory? = nil) throws {
+         kind: MountKind = .current, keeping directory: TemporaryDirectory? = nil,
+         extraArguments: [String] = []) throws {
         self.upper = upper
         self.mountpoint = mountpoint
         self.kind = kind
         self.directory = directory
-        let result = Run.command(kind.mountCommand(mountpoint, upper: upper, options: options), timeout: 30)
+        let result = Run.command(kind.mountCommand(mountpoint, upper: upper, options: options, extra: extraArguments),
+                                 timeout: 30)
         guard result.status == 0 else {
             cleanUp()
             throw MountFailure(description: "mount failed: \(result.summary)")
@@ -181,11 +184,16 @@ final class MountFixture: @unchecked Sendable {
     var mnt: String { mount.mountpoint }
     var upper: String { mount.upper }
 
-    init(options: [String] = [], timeLimit: Int = 240) throws {
+    /// `snapshot`, if given, fills the plain directory, stores it in the
+    /// store it is given, and returns the `buildfs mount` arguments that put
+    /// it under the (empty) upper directory.
+    init(options: [String] = [], timeLimit: Int = 240,
+         snapshot: ((_ plain: String, _ store: String) throws -> [String])? = nil) throws {
         for name in ["dir", "mnt", "upper"] {
             precondition(mkdir(directory.sub(name), 0o755) == 0)
         }
+        let extra = try snapshot?(directory.sub("dir"), directory.sub("store")) ?? []
         mount = try MountUnderTest(upper: directory.sub("upper"), mountpoint: directory.sub("mnt"),
-                                   options: options, timeLimit: timeLimit, keeping: directory)
+                                   options: options, timeLimit: timeLimit, keeping: directory, extraArguments: extra)
     }
 }

@@ -45,6 +45,7 @@ let package = Package(
         .testTarget(name: "BuildFSCLITests", dependencies: ["buildfs", "BuildFSCore", "TestSupport"]),
         .testTarget(name: "BuildFSSnapshotMountTests", dependencies: ["buildfs", "TestSupport"]),
         .testTarget(name: "BuildFSMountTests", dependencies: ["buildfs", "TestSupport", "CLinuxCalls"]),
+        .testTarget(name: "BuildFSScenarioTests", dependencies: ["buildfs", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -33,14 +33,21 @@ public enum MountRegistry {
         return geteuid() == 0 ? "/run/buildfs" : "/tmp/buildfs-\(geteuid())"
     }
 
-    static func path(for mountpoint: String) -> String {
-        directory + "/" + SafeFileName.escape(mountpoint) + ".json"
+    /// Records are per mount namespace and mount point: runs in separate
+    /// namespaces (containers sharing /run, `unshare -m`) may mount at the
+    /// same stable path at once.
+    static func baseName(_ mountpoint: String) -> String {
+        var buffer = [CChar](repeating: 0, count: 64)
+        let n = readlink("/proc/self/ns/mnt", &buffer, buffer.count - 1)
+        let namespace = n > 0 ? String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            .filter(\.isNumber) : "0"
+        return directory + "/" + namespace + "-" + SafeFileName.escape(mountpoint)
     }
 
+    static func path(for mountpoint: String) -> String { baseName(mountpoint) + ".json" }
+
     /// Where the daemon of `mountpoint` logs.
-    public static func logPath(for mountpoint: String) -> String {
-        directory + "/" + SafeFileName.escape(mountpoint) + ".log"
-    }
+    public static func logPath(for mountpoint: String) -> String { baseName(mountpoint) + ".log" }
 
     public static func write(_ record: MountRecord) throws {
         try makeDirectories(directory, mode: 0o700)
@@ -62,13 +69,9 @@ public enum MountRegistry {
     }
 
     /// Where the daemon publishes its counters (MountCounters) for `stats`.
-    public static func countersPath(for mountpoint: String) -> String {
-        directory + "/" + SafeFileName.escape(mountpoint) + ".counters.json"
-    }
+    public static func countersPath(for mountpoint: String) -> String { baseName(mountpoint) + ".counters.json" }
 
-    static func committedPath(for mountpoint: String) -> String {
-        directory + "/" + SafeFileName.escape(mountpoint) + ".committed"
-    }
+    static func committedPath(for mountpoint: String) -> String { baseName(mountpoint) + ".committed" }
 
     /// Bytes commits of this mount added to the store, so far.
     public static func committed(for mountpoint: String) -> UInt64 {

@@ -185,7 +185,10 @@ import TestSupport
             let read = try Shell.run(["cat", mountpoint + "/big.bin"])
             #expect(read.status != 0 && read.stderr.contains("Input/output error"), "\(read.stderr)")
         }
-        let log = try String(contentsOfFile: "/run/buildfs/\(escapedMountpoint).log", encoding: .utf8)
+        // Logs are named NAMESPACE-ESCAPEDPATH.log.
+        let logName = try #require(try FileManager.default.contentsOfDirectory(atPath: "/run/buildfs")
+            .first { $0.hasSuffix("-\(escapedMountpoint).log") })
+        let log = try String(contentsOfFile: "/run/buildfs/" + logName, encoding: .utf8)
         #expect(log.contains("corrupt"), "daemon log: \(log)")
     }
 

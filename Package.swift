@@ -46,6 +46,7 @@ let package = Package(
         .testTarget(name: "BuildFSSnapshotMountTests", dependencies: ["buildfs", "TestSupport"]),
         .testTarget(name: "BuildFSMountTests", dependencies: ["buildfs", "TestSupport", "CLinuxCalls"]),
         .testTarget(name: "BuildFSScenarioTests", dependencies: ["buildfs", "TestSupport"]),
+        .testTarget(name: "BuildFSHelperTests", dependencies: ["buildfs", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -32,6 +32,10 @@ public enum MountDaemon {
         }
         defer { fuse_remove_signal_handlers(session) }
         guard fuse_session_mount(session, mountpoint) == 0 else {
+            if geteuid() != 0 && options.contains("allow_other") {
+                throw BuildFSError.usage("cannot mount \(mountpoint) with allow_other as a user: add user_allow_other "
+                                         + "to /etc/fuse.conf, or mount as root (details in the daemon log)")
+            }
             throw BuildFSError.usage("cannot mount \(mountpoint): not permitted; buildfs mount needs root or "
                                      + "CAP_SYS_ADMIN (\(MountPreflight.containerHint))")
         }

@@ -39,8 +39,11 @@ public enum MountPreflight {
             }
         }
         guard (st.st_mode & S_IFMT) == S_IFDIR else { throw BuildFSError.badTarget(path: mountpoint, reason: "mountpoint is not a directory") }
-        if isMountPoint(mountpoint) {
-            throw BuildFSError.badTarget(path: mountpoint, reason: "is already mounted; run `buildfs umount \(mountpoint)` first or pick another mountpoint")
+        // Mounting over another file system (a tmpfs, a container volume at
+        // /work) is what users do; over a live buildfs mount it is a mistake.
+        let resolved = resolvedPath(mountpoint)
+        if mountEntries().last(where: { $0.mountpoint == resolved })?.type == "fuse.buildfs" {
+            throw BuildFSError.badTarget(path: mountpoint, reason: "is already a buildfs mount; run `buildfs umount \(mountpoint)` first or pick another mountpoint")
         }
     }
 
@@ -56,12 +59,6 @@ public enum MountPreflight {
         if access(upper, W_OK) != 0 || (statvfs(upper, &fs) == 0 && fs.f_flag & UInt(ST_RDONLY) != 0) {
             throw BuildFSError.badTarget(path: upper, reason: "upper directory is not writable; pick a writable --upper")
         }
-    }
-
-    /// True when `path` is listed as a mount point in /proc/self/mounts.
-    public static func isMountPoint(_ path: String) -> Bool {
-        let resolved = resolvedPath(path)
-        return mountEntries().contains { $0.mountpoint == resolved }
     }
 
     /// (mount point, file system type) of every mount, octal escapes undone.

@@ -64,8 +64,11 @@ public enum MountRegistry {
         return try? JSONDecoder().decode(MountRecord.self, from: data)
     }
 
+    /// Forgets a mount; its log goes too unless the daemon wrote something.
     public static func remove(_ mountpoint: String) {
         for file in [path(for: mountpoint), countersPath(for: mountpoint), committedPath(for: mountpoint)] { unlink(file) }
+        var st = stat()
+        if lstat(logPath(for: mountpoint), &st) == 0 && st.st_size == 0 { unlink(logPath(for: mountpoint)) }
     }
 
     /// Where the daemon publishes its counters (MountCounters) for `stats`.

@@ -8,8 +8,9 @@ struct StatsCommand: BuildFSCommand {
         commandName: "stats",
         abstract: "Show what the store holds and what a mount did, like `ccache -s`.",
         discussion: """
-            Store: the bytes of all snapshots' files (logical), of the distinct content after
-            dedup (unique), and on disk after compression (stored), with the ratios between them.
+            Store: the bytes of all snapshots' files (logical), of their distinct chunks after
+            dedup (unique), and of the whole store on disk after compression (stored: chunks,
+            directory trees and indexes), with the ratios between them.
             Mount: bytes read from the store, chunk cache hits and misses, files copied up on
             their first write, directories laid out, and bytes its commits added.
 
@@ -46,17 +47,15 @@ struct StatsCommand: BuildFSCommand {
             throw BuildFSError.usage("`buildfs stats` reports on local stores only")
         }
         let inventory = try store.inventory()
-        var unique: [ObjectID: UInt64] = [:]
-        for pack in inventory.packs {
-            for entry in pack.entries { unique[entry.id] = UInt64(entry.slot.length) }
-        }
+        var objects = Set<ObjectID>()
+        for pack in inventory.packs { objects.formUnion(pack.entries.map(\.id)) }
         let refs = try store.listRefs().refs
         let logical = refs.reduce(UInt64(0)) { $0 + $1.logicalBytes }
-        let uniqueBytes = unique.values.reduce(0, +)
+        let uniqueBytes = try ContentCensus.uniqueFileBytes(of: refs, in: store)
         let stored = inventory.totalBytes
         func ratio(_ a: UInt64, _ b: UInt64) -> Double { b == 0 ? 0 : (Double(a) / Double(b) * 100).rounded() / 100 }
         let storeReport: [String: Any] = [
-            "location": store.root, "snapshots": refs.count, "packs": inventory.packs.count, "objects": unique.count,
+            "location": store.root, "snapshots": refs.count, "packs": inventory.packs.count, "objects": objects.count,
             "logicalBytes": logical, "uniqueBytes": uniqueBytes, "storedBytes": stored,
             "dedupRatio": ratio(logical, uniqueBytes), "compressionRatio": ratio(uniqueBytes, stored),
         ]
@@ -73,7 +72,7 @@ struct StatsCommand: BuildFSCommand {
         row("  logical size (all snapshots)", ByteCount.human(logical))
         row("  unique content (after dedup)", ByteCount.human(uniqueBytes) + "  (dedup \(ratio(logical, uniqueBytes))x)")
         row("  stored (after compression)", ByteCount.human(stored) + "  (compression \(ratio(uniqueBytes, stored))x)")
-        row("  packs / objects", "\(inventory.packs.count) / \(unique.count)")
+        row("  packs / objects", "\(inventory.packs.count) / \(objects.count)")
         if let mount = mountReport {
             func number(_ key: String) -> UInt64 { mount[key] as? UInt64 ?? 0 }
             let hits = number("chunkCacheHits"), misses = number("chunkCacheMisses")

@@ -192,6 +192,20 @@ import TestSupport
         #expect(log.contains("corrupt"), "daemon log: \(log)")
     }
 
+    /// A container volume or a tmpfs at the stable path is normal: buildfs
+    /// mounts over it, and unmounting shows it again.
+    @Test func mountsOverAnotherFileSystem() throws {
+        #expect(try Shell.bash("mount -t tmpfs tmpfs '\(mountpoint)' && touch '\(mountpoint)/on-tmpfs'").status == 0)
+        defer { umount2(mountpoint, Int32(MNT_DETACH)) }
+        try mounted(upper: dir.sub("upper")) {
+            #expect(!FileManager.default.fileExists(atPath: mountpoint + "/on-tmpfs"))
+            // A second buildfs mount on top is refused with a clear line.
+            let second = try Shell.run([Shell.buildfs, "mount", mountpoint, "--upper", dir.sub("upper")])
+            #expect(second.status != 0 && second.stderr.contains("already a buildfs mount"), "\(second.stderr)")
+        }
+        #expect(FileManager.default.fileExists(atPath: mountpoint + "/on-tmpfs"))
+    }
+
     var escapedMountpoint: String {
         var out = ""
         for byte in mountpoint.utf8 {

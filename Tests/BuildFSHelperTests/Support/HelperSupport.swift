@@ -1,0 +1,166 @@
+import Foundation
+import Glibc
+import TestSupport
+
+/// Where the repository's files are, found from this source file's path.
+enum Repo {
+    static let root: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        // .../Tests/BuildFSHelperTests/Support/HelperSupport.swift -> repository root
+        for _ in 0..<4 { url.deleteLastPathComponent() }
+        return url.path
+    }()
+    static var helpers: String { root + "/mount-helpers" }
+}
+
+/// A finished command: exit status and both outputs.
+struct Outcome: CustomStringConvertible {
+    var command: String
+    var status: Int32
+    var stdout: String
+    var stderr: String
+    var succeeded: Bool { status == 0 }
+    var description: String {
+        "`\(command)`: exit \(status)\nstdout: \(stdout.suffix(4000))\nstderr: \(stderr.suffix(4000))"
+    }
+}
+
+/// Runs a program under `timeout`, with output going to unlinked files rather
+/// than pipes: a FUSE daemon that a step leaves running must never keep a
+/// pipe open and hang the test.
+func run(_ arguments: [String], environment: [String: String]? = nil, directory: String? = nil,
+         timeout seconds: Int = 300) -> Outcome {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
+    process.arguments = ["-k", "5", "\(seconds)"] + arguments
+    if let environment { process.environment = environment }
+    if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+    let out = OutputFile(), err = OutputFile()
+    process.standardOutput = out.handle
+    process.standardError = err.handle
+    process.standardInput = FileHandle.nullDevice
+    let shown = arguments.joined(separator: " ")
+    do { try process.run() } catch {
+        return Outcome(command: shown, status: 127, stdout: "", stderr: "cannot run: \(error)")
+    }
+    process.waitUntilExit()
+    var stderr = err.contents()
+    if process.terminationStatus == 124 || process.terminationStatus == 137 {
+        stderr += "\n[test: timed out after \(seconds) s]"
+    }
+    return Outcome(command: shown, status: process.terminationStatus, stdout: out.contents(), stderr: stderr)
+}
+
+/// This process's environment without anything that would change what ccache
+/// measures, plus `extra`.
+func cleanEnvironment(_ extra: [String: String] = [:]) -> [String: String] {
+    ProcessInfo.processInfo.environment
+        .filter { name, _ in !name.hasPrefix("CCACHE_") && !name.hasPrefix("BUILDFS_") && name != "CC" }
+        .merging(extra) { $1 }
+}
+
+/// An unlinked temporary file a child process writes its output to.
+final class OutputFile {
+    let handle: FileHandle
+    private let fd: Int32
+
+    init() {
+        var template = Array("/tmp/buildfs-helper-output-XXXXXX".utf8CString)
+        fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        precondition(fd >= 0, "mkstemp failed")
+        template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
+        handle = FileHandle(fileDescriptor: dup(fd), closeOnDealloc: true)
+    }
+
+    func contents() -> String {
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        var offset: off_t = 0
+        while true {
+            let n = pread(fd, &buffer, buffer.count, offset)
+            if n <= 0 { break }
+            bytes += buffer[0..<n]
+            offset += off_t(n)
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    deinit { close(fd) }
+}
+
+/// `ccache --print-stats` as numbers (ccache 4: one `name<TAB>value` a line).
+struct CcacheStats: CustomStringConvertible {
+    var values: [String: Int] = [:]
+
+    init(_ output: String) {
+        for line in output.split(separator: "\n") {
+            let fields = line.split(separator: "\t")
+            if fields.count == 2, let value = Int(fields[1]) { values[String(fields[0])] = value }
+        }
+    }
+
+    var hits: Int { (values["direct_cache_hit"] ?? 0) + (values["preprocessed_cache_hit"] ?? 0) }
+    var misses: Int { values["cache_miss"] ?? 0 }
+    var compilations: Int { hits + misses }
+    var hitRate: Double { compilations == 0 ? 0 : Double(hits) / Double(compilations) }
+    var description: String { "\(hits) hits, \(misses) misses" }
+}
+
+/// The keys `buildfs snapshots --json` lists.
+func snapshotKeys(store: String) -> [String] {
+    let outcome = run([Shell.buildfs, "snapshots", "--json", "--store", store], timeout: 60)
+    guard outcome.succeeded,
+          let list = try? JSONSerialization.jsonObject(with: Data(outcome.stdout.utf8)) as? [[String: Any]]
+    else { return [] }
+    return list.compactMap { $0["key"] as? String }.sorted()
+}
+
+/// Processes whose command line mentions `text` (a daemon left behind).
+func processes(mentioning text: String) -> [String] {
+    let me = getpid()
+    return ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { entry in
+        guard let pid = Int32(entry), pid != me,
+              let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline"), !data.isEmpty
+        else { return nil }
+        let line = String(decoding: data, as: UTF8.self).replacingOccurrences(of: "\0", with: " ")
+        return line.contains(text) && !line.contains("timeout -k") ? "\(pid): \(line)" : nil
+    }
+}
+
+/// Polls `condition` every 100 ms for up to `seconds`; whether it came true.
+func waitUntil(seconds: Double, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if condition() { return true }
+        usleep(100_000)
+    }
+    return condition()
+}
+
+/// Whether `path` is a mount point in this namespace (/proc/mounts writes a
+/// space in a path as \040, a tab as \011, a newline as \012, a backslash as \134).
+func isMountPoint(_ path: String) -> Bool {
+    let escaped = path.replacingOccurrences(of: "\\", with: "\\134").replacingOccurrences(of: " ", with: "\\040")
+        .replacingOccurrences(of: "\t", with: "\\011").replacingOccurrences(of: "\n", with: "\\012")
+    return (readText("/proc/self/mounts") ?? "").split(separator: "\n").contains {
+        $0.split(separator: " ").dropFirst().first.map(String.init) == escaped
+    }
+}
+
+func readText(_ path: String) -> String? { try? String(contentsOfFile: path, encoding: .utf8) }
+
+func write(_ text: String, to path: String) throws {
+    try text.write(toFile: path, atomically: true, encoding: .utf8)
+}
+
+func makeDirectory(_ path: String) throws {
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+}
+
+/// The installed binary mount(8) runs: mount-helpers/install.sh, run once per
+/// test process with the binary built next to the tests, so that every test
+/// that goes through mount(8) or the systemd unit uses this build.
+enum Installation {
+    static let outcome: Outcome = run([Repo.helpers + "/install.sh", Shell.buildfs], timeout: 60)
+    static let binary = "/usr/local/bin/buildfs"
+}

@@ -132,7 +132,7 @@ import TestSupport
         let guardian = MountUnderTest(adopting: mnt, upper: upper, keeping: directory)
         let devNull = open("/dev/null", O_WRONLY)
         defer { close(devNull) }
-        let started = Child([Shell.buildfs, "mount", mnt, "--upper", upper, "--foreground"], stdout: devNull, stderr: devNull)
+        let started = try? Child([Shell.buildfs, "mount", mnt, "--upper", upper, "--foreground"], stdout: devNull, stderr: devNull)
         let process = try #require(started, "cannot start buildfs")
         defer { if process.isRunning { kill(process.pid, SIGKILL) } }
 

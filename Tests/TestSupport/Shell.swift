@@ -1,45 +1,28 @@
 import Foundation
 
-/// Runs programs the way a user would: a separate process, its exit status
-/// and both outputs captured.
+/// A finished command: exit status and both outputs.
 public struct CommandResult: Sendable {
     public var status: Int32
     public var stdout: String
     public var stderr: String
+
+    public var succeeded: Bool { status == 0 }
+
+    /// Everything a failure message needs.
+    public var summary: String { "exit \(status), stdout: \(stdout.suffix(2000)), stderr: \(stderr.suffix(2000))" }
 }
 
+/// Runs programs the way a user would: a separate process (see Child), its
+/// exit status and both outputs captured.
 public enum Shell {
-    /// Runs `arguments[0]` (a path, or a name looked up in PATH) and waits.
+    /// Runs `arguments[0]` (a path, or a name looked up in PATH) and waits;
+    /// `environment` is added to this process's.
     @discardableResult
     public static func run(_ arguments: [String], environment: [String: String]? = nil,
-                           directory: String? = nil) throws -> CommandResult {
-        let process = Process()
-        if arguments[0].hasPrefix("/") {
-            process.executableURL = URL(fileURLWithPath: arguments[0])
-            process.arguments = Array(arguments.dropFirst())
-        } else {
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = arguments
-        }
-        if let environment {
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        }
-        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        // Read both pipes while the process runs, or a full pipe blocks it.
-        let group = DispatchGroup()
-        nonisolated(unsafe) var errData = Data()
-        DispatchQueue.global().async(group: group) { errData = err.fileHandleForReading.readDataToEndOfFile() }
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
-        process.waitUntilExit()
-        return CommandResult(status: process.terminationStatus,
-                             stdout: String(decoding: outData, as: UTF8.self),
-                             stderr: String(decoding: errData, as: UTF8.self))
+                           directory: String? = nil, timeout: Int = 600) throws -> CommandResult {
+        runCommand(arguments, timeout: timeout,
+                   environment: environment.map { ProcessInfo.processInfo.environment.merging($0) { $1 } },
+                   directory: directory)
     }
 
     /// Runs a shell snippet with bash.

@@ -25,30 +25,12 @@ struct Outcome: CustomStringConvertible {
     }
 }
 
-/// Runs a program under `timeout`, with output going to unlinked files rather
-/// than pipes: a FUSE daemon that a step leaves running must never keep a
-/// pipe open and hang the test.
+/// Runs a program under `timeout` (TestSupport's runCommand: see Child).
+/// `environment` is the whole environment (nil: this process's).
 func run(_ arguments: [String], environment: [String: String]? = nil, directory: String? = nil,
          timeout seconds: Int = 300) -> Outcome {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
-    process.arguments = ["-k", "5", "\(seconds)"] + arguments
-    if let environment { process.environment = environment }
-    if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
-    let out = OutputFile(), err = OutputFile()
-    process.standardOutput = out.handle
-    process.standardError = err.handle
-    process.standardInput = FileHandle.nullDevice
-    let shown = arguments.joined(separator: " ")
-    do { try process.run() } catch {
-        return Outcome(command: shown, status: 127, stdout: "", stderr: "cannot run: \(error)")
-    }
-    process.waitUntilExit()
-    var stderr = err.contents()
-    if process.terminationStatus == 124 || process.terminationStatus == 137 {
-        stderr += "\n[test: timed out after \(seconds) s]"
-    }
-    return Outcome(command: shown, status: process.terminationStatus, stdout: out.contents(), stderr: stderr)
+    let result = runCommand(arguments, timeout: seconds, environment: environment, directory: directory)
+    return Outcome(command: arguments.joined(separator: " "), status: result.status, stdout: result.stdout, stderr: result.stderr)
 }
 
 /// This process's environment without anything that would change what ccache
@@ -59,34 +41,6 @@ func cleanEnvironment(_ extra: [String: String] = [:]) -> [String: String] {
         .merging(extra) { $1 }
 }
 
-/// An unlinked temporary file a child process writes its output to.
-final class OutputFile {
-    let handle: FileHandle
-    private let fd: Int32
-
-    init() {
-        var template = Array("/tmp/buildfs-helper-output-XXXXXX".utf8CString)
-        fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        precondition(fd >= 0, "mkstemp failed")
-        template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
-        handle = FileHandle(fileDescriptor: dup(fd), closeOnDealloc: true)
-    }
-
-    func contents() -> String {
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        var offset: off_t = 0
-        while true {
-            let n = pread(fd, &buffer, buffer.count, offset)
-            if n <= 0 { break }
-            bytes += buffer[0..<n]
-            offset += off_t(n)
-        }
-        return String(decoding: bytes, as: UTF8.self)
-    }
-
-    deinit { close(fd) }
-}
 
 /// `ccache --print-stats` as numbers (ccache 4: one `name<TAB>value` a line).
 struct CcacheStats: CustomStringConvertible {
@@ -125,16 +79,6 @@ func processes(mentioning text: String) -> [String] {
         let line = String(decoding: data, as: UTF8.self).replacingOccurrences(of: "\0", with: " ")
         return line.contains(text) && !line.contains("timeout -k") ? "\(pid): \(line)" : nil
     }
-}
-
-/// Polls `condition` every 100 ms for up to `seconds`; whether it came true.
-func waitUntil(seconds: Double, _ condition: () -> Bool) -> Bool {
-    let deadline = Date().addingTimeInterval(seconds)
-    while Date() < deadline {
-        if condition() { return true }
-        usleep(100_000)
-    }
-    return condition()
 }
 
 /// Whether `path` is a mount point in this namespace (/proc/mounts writes a

@@ -153,14 +153,6 @@ func fuseDaemons(serving mountpoint: String) -> [pid_t] {
 }
 
 /// Polls `condition` every 50 ms for up to `seconds`; whether it came true.
-func waitUntil(seconds: Double, _ condition: () -> Bool) -> Bool {
-    let deadline = Date().addingTimeInterval(seconds)
-    while Date() < deadline {
-        if condition() { return true }
-        usleep(50_000)
-    }
-    return condition()
-}
 
 /// The file system type of a mount point in /proc/mounts, nil when nothing
 /// is mounted there.

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import TestSupport
 
 struct ContainerRunFailure: Error, CustomStringConvertible {
     var description: String
@@ -13,27 +14,28 @@ struct ContainerRunFailure: Error, CustomStringConvertible {
 final class ContainerRun {
     let name: String
     /// The holder: `unshare` execs `sleep`, so this is a process inside the namespace.
-    let pid: pid_t
+    private let holderProcess: Child
+    var pid: pid_t { holderProcess.pid }
     /// `mnt:[inode]`, the namespace's identity, as /proc/PID/ns/mnt shows it.
     let namespace: String
     private(set) var ended = false
 
     init(name: String, lifetime seconds: Int = 1800) throws {
         self.name = name
-        pid = try spawn(["/usr/bin/unshare", "-m", "--propagation", "private", "--", "sleep", "\(seconds)"],
-                        environment: scenarioEnvironment())
+        holderProcess = try Child(["/usr/bin/unshare", "-m", "--propagation", "private", "--", "sleep", "\(seconds)"],
+                                  environment: scenarioEnvironment())
         // Until unshare(2) has run, the holder is still in our namespace and
         // nsenter would enter the wrong one.
         let ours = mountNamespace(of: getpid())
-        let holder = pid
+        let holder = holderProcess.pid
         var seen: String?
         _ = waitUntil(seconds: 10) {
             seen = mountNamespace(of: holder)
             return seen != nil && seen != ours
         }
         guard let seen, seen != ours else {
-            kill(pid, SIGKILL)
-            waitForExit(pid)
+            kill(holder, SIGKILL)
+            holderProcess.wait()
             throw ContainerRunFailure(description: "\(name): unshare -m did not make a new mount namespace "
                                       + "(needs root or CAP_SYS_ADMIN)")
         }
@@ -75,7 +77,7 @@ final class ContainerRun {
         guard !ended else { return }
         for stray in strayProcesses() { kill(stray, SIGKILL) }
         kill(pid, SIGKILL)
-        waitForExit(pid)
+        holderProcess.wait()
         ended = true
     }
 

@@ -12,49 +12,50 @@ enum FuseOperations {
             guard let userdata, let conn else { return }
             Unmanaged<PassthroughFileSystem>.fromOpaque(userdata).takeUnretainedValue().negotiate(conn)
         }
-        ops.lookup = { req, parent, name in fileSystem(req).lookup(req!, parent, name!) }
+        ops.lookup = { req, parent, name in serve(req) { $0.lookup(req!, parent, name!) } }
         ops.forget = { req, ino, count in
-            fileSystem(req).forget(ino, count)
+            serve(req) { $0.forget(ino, count) }
             fuse_reply_none(req)
         }
         ops.forget_multi = { req, count, forgets in
-            let fs = fileSystem(req)
-            for i in 0..<count { fs.forget(forgets![i].ino, forgets![i].nlookup) }
+            serve(req) { fs in
+                for i in 0..<count { fs.forget(forgets![i].ino, forgets![i].nlookup) }
+            }
             fuse_reply_none(req)
         }
-        ops.getattr = { req, ino, _ in fileSystem(req).getattr(req!, ino) }
-        ops.setattr = { req, ino, attr, toSet, fi in fileSystem(req).setattr(req!, ino, attr!.pointee, toSet, fi) }
-        ops.readlink = { req, ino in fileSystem(req).readlink(req!, ino) }
-        ops.mknod = { req, parent, name, mode, rdev in fileSystem(req).mknod(req!, parent, name!, mode, rdev) }
-        ops.mkdir = { req, parent, name, mode in fileSystem(req).mkdir(req!, parent, name!, mode) }
-        ops.unlink = { req, parent, name in fileSystem(req).unlink(req!, parent, name!) }
-        ops.rmdir = { req, parent, name in fileSystem(req).rmdir(req!, parent, name!) }
-        ops.symlink = { req, target, parent, name in fileSystem(req).symlink(req!, target!, parent, name!) }
+        ops.getattr = { req, ino, _ in serve(req) { $0.getattr(req!, ino) } }
+        ops.setattr = { req, ino, attr, toSet, fi in serve(req) { $0.setattr(req!, ino, attr!.pointee, toSet, fi) } }
+        ops.readlink = { req, ino in serve(req) { $0.readlink(req!, ino) } }
+        ops.mknod = { req, parent, name, mode, rdev in serve(req) { $0.mknod(req!, parent, name!, mode, rdev) } }
+        ops.mkdir = { req, parent, name, mode in serve(req) { $0.mkdir(req!, parent, name!, mode) } }
+        ops.unlink = { req, parent, name in serve(req) { $0.unlink(req!, parent, name!) } }
+        ops.rmdir = { req, parent, name in serve(req) { $0.rmdir(req!, parent, name!) } }
+        ops.symlink = { req, target, parent, name in serve(req) { $0.symlink(req!, target!, parent, name!) } }
         ops.rename = { req, parent, name, newParent, newName, flags in
-            fileSystem(req).rename(req!, parent, name!, newParent, newName!, flags)
+            serve(req) { $0.rename(req!, parent, name!, newParent, newName!, flags) }
         }
-        ops.link = { req, ino, newParent, newName in fileSystem(req).link(req!, ino, newParent, newName!) }
-        ops.open = { req, ino, fi in fileSystem(req).open(req!, ino, fi!) }
-        ops.read = { req, _, size, offset, fi in fileSystem(req).read(req!, size, offset, fi!) }
-        ops.write_buf = { req, _, buffers, offset, fi in fileSystem(req).writeBuffer(req!, buffers!, offset, fi!) }
-        ops.flush = { req, _, fi in fileSystem(req).flush(req!, fi!) }
-        ops.release = { req, _, fi in fileSystem(req).release(req!, fi!) }
-        ops.fsync = { req, _, dataOnly, fi in fileSystem(req).fsync(req!, dataOnly != 0, fi!) }
-        ops.opendir = { req, ino, fi in fileSystem(req).opendir(req!, ino, fi!) }
-        ops.readdir = { req, ino, size, offset, fi in fileSystem(req).readdir(req!, ino, size, offset, fi!, plus: false) }
-        ops.readdirplus = { req, ino, size, offset, fi in fileSystem(req).readdir(req!, ino, size, offset, fi!, plus: true) }
-        ops.releasedir = { req, _, fi in fileSystem(req).releasedir(req!, fi!) }
-        ops.fsyncdir = { req, _, dataOnly, fi in fileSystem(req).fsyncdir(req!, dataOnly != 0, fi!) }
-        ops.statfs = { req, ino in fileSystem(req).statfs(req!, ino) }
+        ops.link = { req, ino, newParent, newName in serve(req) { $0.link(req!, ino, newParent, newName!) } }
+        ops.open = { req, ino, fi in serve(req) { $0.open(req!, ino, fi!) } }
+        ops.read = { req, _, size, offset, fi in serve(req) { $0.read(req!, size, offset, fi!) } }
+        ops.write_buf = { req, _, buffers, offset, fi in serve(req) { $0.writeBuffer(req!, buffers!, offset, fi!) } }
+        ops.flush = { req, _, fi in serve(req) { $0.flush(req!, fi!) } }
+        ops.release = { req, _, fi in serve(req) { $0.release(req!, fi!) } }
+        ops.fsync = { req, _, dataOnly, fi in serve(req) { $0.fsync(req!, dataOnly != 0, fi!) } }
+        ops.opendir = { req, ino, fi in serve(req) { $0.opendir(req!, ino, fi!) } }
+        ops.readdir = { req, ino, size, offset, fi in serve(req) { $0.readdir(req!, ino, size, offset, fi!, plus: false) } }
+        ops.readdirplus = { req, ino, size, offset, fi in serve(req) { $0.readdir(req!, ino, size, offset, fi!, plus: true) } }
+        ops.releasedir = { req, _, fi in serve(req) { $0.releasedir(req!, fi!) } }
+        ops.fsyncdir = { req, _, dataOnly, fi in serve(req) { $0.fsyncdir(req!, dataOnly != 0, fi!) } }
+        ops.statfs = { req, ino in serve(req) { $0.statfs(req!, ino) } }
         ops.setxattr = { req, ino, name, value, size, flags in
-            fileSystem(req).setxattr(req!, ino, name!, value, size, flags)
+            serve(req) { $0.setxattr(req!, ino, name!, value, size, flags) }
         }
-        ops.getxattr = { req, ino, name, size in fileSystem(req).getxattr(req!, ino, name!, size) }
-        ops.listxattr = { req, ino, size in fileSystem(req).listxattr(req!, ino, size) }
-        ops.removexattr = { req, ino, name in fileSystem(req).removexattr(req!, ino, name!) }
-        ops.create = { req, parent, name, mode, fi in fileSystem(req).create(req!, parent, name!, mode, fi!) }
+        ops.getxattr = { req, ino, name, size in serve(req) { $0.getxattr(req!, ino, name!, size) } }
+        ops.listxattr = { req, ino, size in serve(req) { $0.listxattr(req!, ino, size) } }
+        ops.removexattr = { req, ino, name in serve(req) { $0.removexattr(req!, ino, name!) } }
+        ops.create = { req, parent, name, mode, fi in serve(req) { $0.create(req!, parent, name!, mode, fi!) } }
         ops.fallocate = { req, _, mode, offset, length, fi in
-            fileSystem(req).fallocate(req!, mode, offset, length, fi!)
+            serve(req) { $0.fallocate(req!, mode, offset, length, fi!) }
         }
         // No getlk/setlk/flock: without them the kernel keeps POSIX and
         // flock locks itself, which is right while the mount is the only
@@ -63,11 +64,13 @@ enum FuseOperations {
     }
 }
 
-/// The file system a request is for. Top-level: a static method would make
-/// the callbacks capture their type, which a C function pointer cannot.
+/// Runs a request on the file system it is for, inside the descriptor
+/// cache's gate. Top-level: a static method would make the callbacks
+/// capture their type, which a C function pointer cannot.
 @inline(__always)
-private func fileSystem(_ req: fuse_req_t?) -> PassthroughFileSystem {
-    Unmanaged<PassthroughFileSystem>.fromOpaque(fuse_req_userdata(req)!).takeUnretainedValue()
+private func serve(_ req: fuse_req_t?, _ body: (PassthroughFileSystem) -> Void) {
+    let fileSystem = Unmanaged<PassthroughFileSystem>.fromOpaque(fuse_req_userdata(req)!).takeUnretainedValue()
+    fileSystem.table.cache.serving(fileSystem.table) { body(fileSystem) }
 }
 
 extension PassthroughFileSystem {

@@ -1,6 +1,7 @@
 import BuildFSCore
 import CFuse3
 import Glibc
+import CLinuxCalls
 import Synchronization
 
 /// Identity of a file in the upper directory.
@@ -11,9 +12,10 @@ struct InodeKey: Hashable {
 
 /// A file the kernel knows about: an O_PATH descriptor on it, so that every
 /// operation works on the file itself rather than on a path (no path length
-/// limits, no races with renames). Hard links share one Inode.
+/// limits, no races with renames). Hard links share one Inode. The
+/// descriptor may be closed when cold and reopened from the file handle
+/// (DescriptorCache); `fd` is valid for the request that asked for it.
 final class Inode: @unchecked Sendable {
-    let fd: Int32
     let key: InodeKey
     /// S_IFREG, S_IFDIR, S_IFLNK, ...
     let type: mode_t
@@ -23,17 +25,63 @@ final class Inode: @unchecked Sendable {
     /// expansion and hydration of this inode.
     let lowerState = Mutex<LowerState?>(nil)
 
-    init(fd: Int32, key: InodeKey, type: mode_t) {
-        self.fd = fd
+    private let descriptor: Mutex<Int32>
+    /// Nil when the file system gives no handles: then never evicted.
+    private let handle: UnsafeMutablePointer<buildfs_file_handle>?
+    private let cache: DescriptorCache?
+    private let used = Atomic<UInt64>(0)
+
+    /// `cache` nil: the descriptor stays open for the inode's life (the root).
+    init(fd: Int32, key: InodeKey, type: mode_t, cache: DescriptorCache?) {
         self.key = key
         self.type = type
+        self.cache = cache
+        descriptor = Mutex(fd)
+        var handle: UnsafeMutablePointer<buildfs_file_handle>?
+        if cache != nil {
+            let candidate = UnsafeMutablePointer<buildfs_file_handle>.allocate(capacity: 1)
+            if buildfs_handle_of(fd, candidate) == 0 { handle = candidate } else { candidate.deallocate() }
+        }
+        self.handle = handle
+        cache?.open.add(1, ordering: .relaxed)
+    }
+
+    deinit {
+        closeDescriptor(evenIfPinned: true)
+        handle?.deallocate()
     }
 
     var isSymlink: Bool { type == S_IFLNK }
     var isDirectory: Bool { type == S_IFDIR }
     var isRegularFile: Bool { type == S_IFREG }
 
-    deinit { close(fd) }
+    /// The O_PATH descriptor, reopened by handle if it was evicted; -1 when
+    /// the file is gone for good (its calls then fail with EBADF).
+    var fd: Int32 {
+        if let cache { used.store(cache.tick(), ordering: .relaxed) }
+        return descriptor.withLock { fd in
+            if fd < 0, let handle, let cache {
+                fd = buildfs_open_by_handle(cache.mountFD, handle, BUILDFS_O_PATH | O_CLOEXEC)
+                if fd >= 0 { cache.open.add(1, ordering: .relaxed) }
+            }
+            return fd
+        }
+    }
+
+    var lastUse: UInt64 { used.load(ordering: .relaxed) }
+    /// Holds a descriptor that may be closed (and reopened by handle).
+    var isEvictable: Bool { handle != nil && descriptor.withLock { $0 >= 0 } }
+
+    /// Only while no request runs (the cache's gate held exclusive).
+    func closeDescriptor(evenIfPinned: Bool = false) {
+        guard handle != nil || evenIfPinned else { return }
+        descriptor.withLock { fd in
+            guard fd >= 0 else { return }
+            close(fd)
+            fd = -1
+            cache?.open.subtract(1, ordering: .relaxed)
+        }
+    }
 
     /// The path through /proc that reopens this file with real access modes.
     var procPath: String { "/proc/self/fd/\(fd)" }
@@ -63,9 +111,13 @@ final class InodeTable: Sendable {
     }
 
     let root: Inode
+    let cache: DescriptorCache
     private let entries = Mutex<[InodeKey: Entry]>([:])
 
-    init(root: Inode) { self.root = root }
+    init(root: Inode, cache: DescriptorCache) {
+        self.root = root
+        self.cache = cache
+    }
 
     func inode(_ number: fuse_ino_t) -> Inode {
         if number == fuse_ino_t(FUSE_ROOT_ID) { return root }
@@ -92,7 +144,7 @@ final class InodeTable: Sendable {
                 close(fd)
                 return entry.inode
             }
-            let inode = Inode(fd: fd, key: key, type: st.st_mode & S_IFMT)
+            let inode = Inode(fd: fd, key: key, type: st.st_mode & S_IFMT, cache: cache)
             entries[key] = Entry(inode: inode, lookups: 1)
             return inode
         }
@@ -117,4 +169,6 @@ final class InodeTable: Sendable {
     }
 
     var count: Int { entries.withLock { $0.count } }
+
+    func allInodes() -> [Inode] { entries.withLock { $0.values.map(\.inode) } }
 }

@@ -35,7 +35,8 @@ public final class PassthroughFileSystem: Sendable {
         var st = stat()
         fstat(fd, &st)
         table = InodeTable(root: Inode(fd: fd, key: InodeKey(device: UInt64(st.st_dev), inode: UInt64(st.st_ino)),
-                                       type: S_IFDIR))
+                                       type: S_IFDIR, cache: nil),
+                           cache: DescriptorCache(mountFD: Glibc.open(upper, O_RDONLY | O_DIRECTORY | O_CLOEXEC)))
         daemonUID = geteuid()
         daemonGID = getegid()
         switchesIdentity = daemonUID == 0

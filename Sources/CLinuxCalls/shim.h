@@ -37,6 +37,40 @@ static inline int buildfs_setgroups(size_t size, const gid_t *list) {
     return (int)syscall(SYS_setgroups, size, list);
 }
 
+/// A file handle (struct file_handle with room for MAX_HANDLE_SZ bytes).
+struct buildfs_file_handle {
+    unsigned int handle_bytes;
+    int handle_type;
+    unsigned char f_handle[128];
+};
+
+/// The handle of the file open as `fd` (any kind of descriptor, O_PATH too).
+static inline int buildfs_handle_of(int fd, struct buildfs_file_handle *handle) {
+    int mount_id;
+    handle->handle_bytes = sizeof(handle->f_handle);
+    return (int)syscall(SYS_name_to_handle_at, fd, "", handle, &mount_id, BUILDFS_AT_EMPTY_PATH);
+}
+
+/// Opens a file by its handle; `mount_fd` is any descriptor on its file system.
+static inline int buildfs_open_by_handle(int mount_fd, struct buildfs_file_handle *handle, int flags) {
+    return (int)syscall(SYS_open_by_handle_at, mount_fd, handle, flags);
+}
+
+#include <pthread.h>
+// glibc exports it; its declaration needs _GNU_SOURCE, which must stay off.
+extern int pthread_rwlockattr_setkind_np(pthread_rwlockattr_t *attr, int pref);
+
+/// A read-write lock where a waiting writer goes before new readers (the
+/// daemon's requests would otherwise starve the rare writer forever).
+static inline int buildfs_rwlock_init_writer_first(pthread_rwlock_t *lock) {
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+    pthread_rwlockattr_setkind_np(&attr, 2 /* PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP */);
+    int rc = pthread_rwlock_init(lock, &attr);
+    pthread_rwlockattr_destroy(&attr);
+    return rc;
+}
+
 static inline int buildfs_fallocate(int fd, int mode, off_t offset, off_t length) {
     return (int)syscall(SYS_fallocate, fd, mode, offset, length);
 }

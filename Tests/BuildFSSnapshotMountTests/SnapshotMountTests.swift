@@ -192,6 +192,27 @@ import TestSupport
         #expect(log.contains("corrupt"), "daemon log: \(log)")
     }
 
+    /// A daemon under a low descriptor limit (1024: the cache keeps at most
+    /// 256 inode descriptors) still handles many more files: cold inodes
+    /// are closed and reopened by handle. Without that: EMFILE.
+    @Test func manyMoreFilesThanDescriptors() throws {
+        mkdir(dir.sub("upper"), 0o755)
+        let mount = try Shell.bash("ulimit -n 1024 && '\(Shell.buildfs)' mount '\(mountpoint)' --upper '\(dir.sub("upper"))'")
+        #expect(mount.status == 0, "\(mount.stderr)")
+        defer { try? unmount() }
+        let work = """
+            set -e
+            cd '\(mountpoint)'
+            for d in $(seq 0 49); do mkdir d$d; for f in $(seq 0 99); do echo "$d-$f" > d$d/f$f; done; done
+            for d in $(seq 0 49); do for f in 0 50 99; do [ "$(cat d$d/f$f)" = "$d-$f" ]; mv d$d/f$f d$d/g$f; done; done
+            find . -type f | wc -l
+            ls -lR > /dev/null
+            """
+        let result = try Shell.bash(work)
+        #expect(result.status == 0, "\(result.stderr.suffix(500))")
+        #expect(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "5000")
+    }
+
     /// A container volume or a tmpfs at the stable path is normal: buildfs
     /// mounts over it, and unmounting shows it again.
     @Test func mountsOverAnotherFileSystem() throws {

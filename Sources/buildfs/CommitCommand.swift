@@ -1,7 +1,6 @@
 import ArgumentParser
 import BuildFSCore
 import BuildFSMount
-import CLinuxCalls
 import Foundation
 import Glibc
 
@@ -38,16 +37,9 @@ struct CommitCommand: BuildFSCommand {
               let record = MountRegistry.read(point) else {
             throw BuildFSError.badTarget(path: mountpoint, reason: "is not a buildfs mount; mount it with `buildfs mount` first")
         }
-        // What programs wrote may still sit in the kernel's cache of the
-        // mount: write it through to the upper directory first.
-        let fd = open(point, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if fd >= 0 {
-            buildfs_syncfs(fd)
-            close(fd)
-        }
         let location = storeOptions.store ?? record.store ?? storeOptions.location
         let store = try StoreLocation.open(location, compressionLevel: level)
-        let summary = try Importer(store: store).importDirectory(record.upper, key: key, mountpoint: point)
+        let summary = try Importer(store: store).importDirectory(record.upper, key: key, upperOfMount: true)
         MountRegistry.addCommitted(summary.ref.addedBytes, for: point)
         let ref = summary.ref
         print("committed \(point) as '\(ref.key)': \(ref.files) files, \(ByteCount.human(ref.logicalBytes)); "

@@ -63,12 +63,8 @@ struct DirectoryScan {
 
     /// Scans `dir` (at `relativePath` from the root, "" for the root itself)
     /// and returns its node number.
-    /// `view`: the same directory seen through the mount, when committing.
-    /// Metadata comes from there: a commit saves what readers of the mount
-    /// see, whatever the kernel may still hold that the upper dir does not.
     @discardableResult
-    mutating func walk(_ dir: FileDescriptor, view: FileDescriptor? = nil, relativePath: [UInt8],
-                       parentTree: Tree?) throws -> Int {
+    mutating func walk(_ dir: FileDescriptor, relativePath: [UInt8], parentTree: Tree?) throws -> Int {
         let node = nodes.count
         nodes.append([])
         var entries: [ScannedEntry] = []
@@ -76,9 +72,8 @@ struct DirectoryScan {
             if readsUpperLayout && relativePath.isEmpty && name == Array(UpperLayout.internalDirectory.utf8) { continue }
             let path = relativePath.isEmpty ? name : relativePath + [0x2F] + name
             let st = try dir.statAt(name)
-            let seen = try view?.statAt(name) ?? st
-            let mtime = Timestamp(seconds: Int64(seen.st_mtim.tv_sec), nanoseconds: UInt32(seen.st_mtim.tv_nsec))
-            let mode = UInt32(seen.st_mode) & 0o7777
+            let mtime = Timestamp(seconds: Int64(st.st_mtim.tv_sec), nanoseconds: UInt32(st.st_mtim.tv_nsec))
+            let mode = UInt32(st.st_mode) & 0o7777
             let kind: ScannedEntry.Kind
             if st.isRegularFile {
                 let stub = readsUpperLayout ? try stubChunks(dir, name, size: UInt64(st.st_size)) : nil
@@ -91,12 +86,11 @@ struct DirectoryScan {
                 try countPending(pending)
             } else if st.isDirectory {
                 let child = try dir.openAt(name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)
-                let childView = try view?.openAt(name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)
                 var childParent: Tree?
                 if case let .directory(id)? = parentTree?.entry(named: name)?.content {
                     childParent = try? store.getTree(id) // a damaged parent only costs re-reading
                 }
-                kind = .directory(node: try walk(child, view: childView, relativePath: path, parentTree: childParent))
+                kind = .directory(node: try walk(child, relativePath: path, parentTree: childParent))
             } else if st.isSymlink {
                 kind = .symlink(target: try readLink(dir, name))
                 symlinkCount += 1
@@ -104,7 +98,7 @@ struct DirectoryScan {
                 skipped.append(dir.childPath(name))
                 continue
             }
-            entries.append(ScannedEntry(name: name, mode: mode, uid: seen.st_uid, gid: seen.st_gid, mtime: mtime, kind: kind))
+            entries.append(ScannedEntry(name: name, mode: mode, uid: st.st_uid, gid: st.st_gid, mtime: mtime, kind: kind))
         }
         nodes[node] = entries
         return node

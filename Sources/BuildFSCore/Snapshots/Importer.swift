@@ -29,11 +29,12 @@ public final class Importer: Sendable {
 
     /// `parentCandidates`: keys to take the parent from (restore-key rule);
     /// nil picks the newest snapshot imported from this same directory.
-    /// `mountpoint`: `path` is the upper directory of this mount, with its
-    /// snapshot laid in (a commit; see UpperLayout); metadata is read
-    /// through the mount, what its readers see.
+    /// `upperOfMount`: `path` is a mount's upper directory with its snapshot
+    /// laid in (a commit; see UpperLayout). The mount writes through, so the
+    /// upper directory is exactly what its readers see; it is read directly,
+    /// never through the mount (which would lay out what it walks).
     public func importDirectory(_ path: String, key: String, parentCandidates: [String]? = nil,
-                                mountpoint: String? = nil,
+                                upperOfMount: Bool = false,
                                 progress: Bool = ProgressLine.stderrIsTerminal) throws -> ImportSummary {
         try SnapshotKey.validate(key)
         let rootDir: FileDescriptor
@@ -50,13 +51,12 @@ public final class Importer: Sendable {
         return try store.writing { writer in
             let parent = try findParent(candidates: parentCandidates, source: source)
             var scan = DirectoryScan(store: store, rootDir: rootDir)
-            scan.readsUpperLayout = mountpoint != nil
-            let view = try mountpoint.map { try FileDescriptor.open($0, O_RDONLY | O_DIRECTORY) }
+            scan.readsUpperLayout = upperOfMount
             if let parent {
                 scan.parentIndex = (try? parent.statIndexID.map { try StatIndex.decode(try store.get($0), id: $0) }) ?? nil
             }
             let parentRoot = parent.flatMap { $0.rootID.flatMap { try? store.getTree($0) } }
-            try scan.walk(rootDir, view: view, relativePath: [], parentTree: parentRoot)
+            try scan.walk(rootDir, relativePath: [], parentTree: parentRoot)
 
             let counters = IngestCounters()
             let line = ProgressLine(enabled: progress) { [jobs = scan.jobs.count] in

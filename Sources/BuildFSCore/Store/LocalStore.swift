@@ -1,4 +1,3 @@
-import CLinuxCalls
 import Foundation
 import Glibc
 import Synchronization
@@ -18,6 +17,8 @@ import Synchronization
 ///
 /// Safe to share between processes: every write goes to tmp/ and is renamed
 /// into place, so readers see a pack, index or ref whole or not at all.
+/// Packs and indexes are fsync'd before they are renamed into place, and a
+/// ref only after them.
 public final class LocalStore: Store {
     public static let formatVersion = 1
     static let formatFile = "buildfs-store"
@@ -26,7 +27,6 @@ public final class LocalStore: Store {
     public var location: String { root }
     let compressionLevel: Int32
     let catalog: PackCatalog
-    private let rootFD: FileDescriptor
     private let decompressors = ContextPool { ZstdDecompressor() }
     private let blockCache = BlockCache(capacity: 64)
     private let packFiles = Mutex<[String: FileDescriptor]>([:])
@@ -37,7 +37,6 @@ public final class LocalStore: Store {
         root = path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path
         self.compressionLevel = compressionLevel
         try LocalStore.prepare(root)
-        rootFD = try FileDescriptor.open(root, O_RDONLY | O_DIRECTORY)
         catalog = try PackCatalog(directory: root + "/packs")
     }
 
@@ -175,12 +174,6 @@ public final class LocalStore: Store {
             files[name] = file
             return file
         }
-    }
-
-    /// Makes everything written to the store's file system durable: one call
-    /// instead of an fsync per file.
-    func syncObjects() throws {
-        guard buildfs_syncfs(rootFD.raw) == 0 else { throw BuildFSError.fromErrno("sync", root) }
     }
 
     // MARK: refs

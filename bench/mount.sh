@@ -826,8 +826,13 @@ cleanup() {
     local rc=$?
     trap - EXIT INT TERM
     unmount_all || true
-    if [[ -d $DATA ]] && (( $(find "$DATA" -type f | wc -l) > 1 )); then
-        [[ $RUN_STATUS == complete ]] || RUN_STATUS="stopped early (exit $rc), see $LOG"
+    # A run that measured something gets a report; one that stopped early
+    # writes it beside RESULTS (NAME.incomplete.md), never over a full one.
+    if [[ -d $DATA ]] && find "$DATA" -name '*.native' | grep -q .; then
+        if [[ $RUN_STATUS != complete ]]; then
+            RUN_STATUS="stopped early (exit $rc), see $LOG"
+            RESULTS=${RESULTS%.md}.incomplete.md
+        fi
         write_report "$RUN_STATUS" || true
     fi
     if [[ $KEEP_WORK == 1 ]]; then
@@ -858,8 +863,8 @@ main() {
     mkdir -p "$DATA" "$INPUTS" "$RUNS"
     : >"$MOUNTS_FILE"
     trap cleanup EXIT
-    trap 'exit 130' INT
-    trap 'exit 143' TERM
+    trap 'log "interrupted (SIGINT)"; exit 130' INT
+    trap 'log "terminated (SIGTERM)"; exit 143' TERM
     log "filesystems: ${FS_LIST[*]}; groups: ${GROUPS_SEL[*]}; rounds: $ROUNDS (many: $MANY_ROUNDS)"
 
     if [[ " ${FS_LIST[*]} " == *" buildfs "* ]]; then snapshot_buildfs; fi

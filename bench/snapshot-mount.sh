@@ -19,12 +19,14 @@
 #                    make    make clean + make -j2 of the zstd library on a
 #                            mount over a snapshot of it vs a plain directory
 #   --rounds N     rounds for every group (default: ROUNDS=5, MAKE_ROUNDS=3)
+#   --report-only  write the report again from the numbers of the last run
+#                  (bench/work/snapshot-mount-data), e.g. after an interrupted run
 #
 # The trees (made by snapshot-make-tree.py and make-build-tree.sh) are kept in
 # bench/work/snapshot-trees (git-ignored) and reused while their generator is
 # unchanged. Everything else lives in WORK_ROOT and is deleted at the end.
 #
-# Environment: BUILDFS (default <repo>/.build/release/buildfs), RESULTS,
+# Environment: BUILDFS (default <repo>/.build/release/buildfs), RESULTS, DATA,
 # WORK_ROOT (default bench/work/snapshot-mount), KEEP_WORK=1, ROUNDS,
 # MAKE_ROUNDS, MAKE_JOBS (2), BIG_SCALE / SMALL_SCALE (1 / 0.1; --quick
 # 0.05 / 0.005), SETTLE_SECONDS (lib.sh; default 360, 0 with --quick),
@@ -47,7 +49,7 @@ WORK_ROOT=${WORK_ROOT:-$BENCH_DIR/work/snapshot-mount}
 KEEP_WORK=${KEEP_WORK:-0}
 TREES=$BENCH_DIR/work/snapshot-trees       # cached inputs, kept between runs
 LOG=$BENCH_DIR/work/snapshot-mount.log     # every command's output
-DATA=$BENCH_DIR/work/snapshot-mount-data   # raw numbers, kept after the run
+DATA=${DATA:-$BENCH_DIR/work/snapshot-mount-data}   # raw numbers, kept after the run
 MAKE_JOBS=${MAKE_JOBS:-2}
 PROFILE=${PROFILE:-1}
 REVISION="unknown"   # the repo revision when the run started
@@ -73,7 +75,7 @@ MOUNTS_FILE=$WORK_ROOT/mounted
 
 log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" | tee -a "$LOG" >&2; }
 die() { log "snapshot-mount.sh: $*"; exit 1; }
-usage() { sed -n '2,34p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,35p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 seconds_since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.4f", b - a }'; }
 
@@ -595,7 +597,7 @@ write_report() {
         echo
         if [[ $status != complete ]]; then echo "**INCOMPLETE RUN: $status**"; echo; fi
         echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'), run took $(( ($(date +%s) - RUN_START) / 60 )) min"
-        bench_machine_lines "$WORK_ROOT"
+        bench_machine_lines "$BENCH_DIR/work"
         echo "- open-file limit of the shell and so of the daemon: soft $(ulimit -Sn), hard $(ulimit -Hn) (no CAP_SYS_RESOURCE here: the daemon cannot raise it)"
         echo "- machine load during the run: ${load:-not sampled}"
         echo "- buildfs: ${version:-version unknown}, ${BUILDFS_INFO:-binary \`$BUILDFS\`}; repo at the start of the run: $REVISION"
@@ -750,6 +752,7 @@ parse_args() {
     while (( $# > 0 )); do
         case $1 in
             --quick) ;;
+            --report-only) REPORT_ONLY=1 ;;
             --only) [[ $# -ge 2 ]] || usage; only=$2; shift ;;
             --only=*) only=${1#--only=} ;;
             --rounds) [[ $# -ge 2 && $2 =~ ^[1-9][0-9]*$ ]] || usage; ROUNDS=$2; MAKE_ROUNDS=$2; shift ;;
@@ -799,7 +802,14 @@ cleanup() {
 }
 
 main() {
+    REPORT_ONLY=0
     parse_args "$@"
+    if (( REPORT_ONLY )); then
+        [[ -f $DATA/run_info ]] || die "no numbers in $DATA to report"
+        { read -r RUN_START; read -r REVISION; read -r BUILDFS_INFO; } <"$DATA/run_info"
+        write_report "written again with --report-only from the numbers in $DATA; see there which measurements ran"
+        return
+    fi
     (( QUICK || ROUNDS >= 3 )) || echo "warning: fewer than 3 rounds" >&2
     mkdir -p "$BENCH_DIR/work"
     : >"$LOG"
@@ -822,6 +832,7 @@ main() {
     if ! git -C "$REPO_DIR" diff --quiet HEAD 2>/dev/null; then REVISION="$REVISION + uncommitted changes"; fi
     BUILDFS_INFO="binary \`$BUILDFS\` of $(date -u -r "$BUILDFS" '+%Y-%m-%d %H:%M UTC'), sha256 $(sha256sum "$BUILDFS" | cut -c1-12)"
     cp "$BUILDFS" "$INPUTS/buildfs"
+    printf '%s\n' "$RUN_START" "$REVISION" "$BUILDFS_INFO" >"$DATA/run_info"
     BUILDFS=$INPUTS/buildfs
 
     local size

@@ -216,6 +216,18 @@ unmount_all() {
     while read -r mp; do unmount_mp "$mp"; done < <(cat "$MOUNTS_FILE")
 }
 
+# Like bench_wait_for_settle (lib.sh), in short sleeps: on this shared machine
+# a stray kill of one `sleep` must not end the run.
+settle_wait() {
+    local age
+    while [[ -f $BENCH_SETTLE_MARK ]]; do
+        age=$(( $(date +%s) - $(stat -c %Y "$BENCH_SETTLE_MARK") ))
+        (( age < SETTLE_SECONDS )) || return 0
+        log "waiting $(( SETTLE_SECONDS - age )) s: the last bulk deletion was ${age} s ago"
+        sleep 10 || true
+    done
+}
+
 # ------------------------------------------------------------------ inputs --
 
 tree_dir() { echo "$TREES/$1-$(scale_of "$1")"; }
@@ -787,7 +799,10 @@ cleanup() {
     trap - EXIT INT TERM
     unmount_all || true
     if [[ -d $DATA ]] && [[ -n $(find "$DATA" -type f -name '*_*' -print -quit) ]]; then
-        [[ $RUN_STATUS == complete ]] || RUN_STATUS="stopped early (exit $rc), see $LOG"
+        if [[ $RUN_STATUS != complete ]]; then
+            RUN_STATUS="stopped early (exit $rc), see $LOG"
+            RESULTS=${RESULTS%.md}.incomplete.md   # the last complete report stays
+        fi
         write_report "$RUN_STATUS" || true
     fi
     if [[ $KEEP_WORK == 1 ]]; then
@@ -841,7 +856,7 @@ main() {
         for size in "${SIZES[@]}"; do prepare_snapshot "$size"; done
     fi
     if selected make; then prepare_project; fi
-    bench_wait_for_settle
+    settle_wait
 
     if selected mount; then group_mount; fi
     if selected commit; then group_commit; fi

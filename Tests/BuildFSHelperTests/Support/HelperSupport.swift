@@ -42,24 +42,6 @@ func cleanEnvironment(_ extra: [String: String] = [:]) -> [String: String] {
 }
 
 
-/// `ccache --print-stats` as numbers (ccache 4: one `name<TAB>value` a line).
-struct CcacheStats: CustomStringConvertible {
-    var values: [String: Int] = [:]
-
-    init(_ output: String) {
-        for line in output.split(separator: "\n") {
-            let fields = line.split(separator: "\t")
-            if fields.count == 2, let value = Int(fields[1]) { values[String(fields[0])] = value }
-        }
-    }
-
-    var hits: Int { (values["direct_cache_hit"] ?? 0) + (values["preprocessed_cache_hit"] ?? 0) }
-    var misses: Int { values["cache_miss"] ?? 0 }
-    var compilations: Int { hits + misses }
-    var hitRate: Double { compilations == 0 ? 0 : Double(hits) / Double(compilations) }
-    var description: String { "\(hits) hits, \(misses) misses" }
-}
-
 /// The keys `buildfs snapshots --json` lists.
 func snapshotKeys(store: String) -> [String] {
     let outcome = run([Shell.buildfs, "snapshots", "--json", "--store", store], timeout: 60)

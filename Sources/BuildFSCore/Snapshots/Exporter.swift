@@ -52,6 +52,9 @@ public final class Exporter: Sendable {
             .sorted { plan.files[$0].size > plan.files[$1].size }
         let order = big + plan.files.indices.filter { plan.files[$0].size < 1 << 20 }
         let files = plan.files
+        // A remote store fetches everything at once, many requests in
+        // flight, instead of one chunk per worker at a time.
+        try store.prefetch(order.flatMap { files[$0].chunks.map(\.id) })
         let written = Atomic<Int>(0)
         let line = ProgressLine(enabled: progress) { "exporting: \(written.load(ordering: .relaxed))/\(files.count) files" }
         line.start()

@@ -4,12 +4,10 @@
 public enum SnapshotLookup {
     public static func find(_ candidates: [String], in store: any Store) throws -> SnapshotRef {
         guard !candidates.isEmpty else { throw BuildFSError.usage("no key given: pass --from KEY") }
-        var listing: RefListing?
         for candidate in candidates {
             try SnapshotKey.validate(candidate)
             if let exact = try store.readRef(key: candidate) { return exact }
-            if listing == nil { listing = try store.listRefs() }
-            if let newest = newest(withPrefix: candidate, in: listing!.refs) { return newest }
+            if let newest = newest(withPrefix: candidate, in: try store.refs(withPrefix: candidate)) { return newest }
         }
         throw BuildFSError.unknownKey(candidates)
     }

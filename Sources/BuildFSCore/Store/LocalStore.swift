@@ -182,9 +182,7 @@ public final class LocalStore: Store {
 
     public func writeRef(_ ref: SnapshotRef) throws {
         try SnapshotKey.validate(ref.key)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let json = Array(try encoder.encode(ref)) + [0x0A]
+        let json = try ref.encoded()
         let temp = tempPath(LocalStore.uniqueName() + ".ref")
         try LocalStore.writeFile(temp, json, durable: true)
         try moveIntoPlace(temp, refPath(ref.key))
@@ -224,14 +222,11 @@ public final class LocalStore: Store {
         }
         var ref: SnapshotRef
         do {
-            ref = try JSONDecoder().decode(SnapshotRef.self, from: Data(bytes))
-        } catch {
-            throw damaged("not valid ref JSON")
+            ref = try SnapshotRef.decode(bytes)
+        } catch let damage as SnapshotRef.Damage {
+            throw damaged(damage.reason)
         }
-        do { try SnapshotKey.validate(ref.key) } catch { throw damaged("invalid key") }
         guard SnapshotKey.fileName(for: ref.key) == expectedFileName else { throw damaged("key does not match its file name") }
-        guard ref.rootID != nil else { throw damaged("bad root id") }
-        guard ref.statIndex == nil || ref.statIndexID != nil else { throw damaged("bad stat index id") }
         let st = try file.stat()
         ref.lastUsed = Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9
         return ref

@@ -68,3 +68,33 @@ public struct SourceDirectory: Codable, Hashable, Sendable {
         self.inode = inode
     }
 }
+
+extension SnapshotRef {
+    /// Why stored ref bytes are not a usable ref.
+    public struct Damage: Error {
+        public var reason: String
+        public init(reason: String) { self.reason = reason }
+    }
+
+    /// The ref as stores keep it: JSON with sorted keys and a final newline.
+    public func encoded() throws -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return Array(try encoder.encode(self)) + [0x0A]
+    }
+
+    /// Decodes stored ref bytes and checks them: valid JSON, a valid key,
+    /// valid object ids. Throws `Damage` saying what is wrong.
+    public static func decode(_ bytes: [UInt8]) throws -> SnapshotRef {
+        let ref: SnapshotRef
+        do {
+            ref = try JSONDecoder().decode(SnapshotRef.self, from: Data(bytes))
+        } catch {
+            throw Damage(reason: "not valid ref JSON")
+        }
+        do { try SnapshotKey.validate(ref.key) } catch { throw Damage(reason: "invalid key") }
+        guard ref.rootID != nil else { throw Damage(reason: "bad root id") }
+        guard ref.statIndex == nil || ref.statIndexID != nil else { throw Damage(reason: "bad stat index id") }
+        return ref
+    }
+}

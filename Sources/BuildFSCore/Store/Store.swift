@@ -23,6 +23,16 @@ public protocol Store: Sendable {
     func listRefs() throws -> RefListing
     /// Marks the ref as used now (for least-recently-used eviction).
     func touchRef(key: String) throws
+    /// Refs whose key starts with `prefix` (byte-wise); at least the newest
+    /// of them, which is what a `--from PREFIX` lookup takes.
+    func refs(withPrefix prefix: String) throws -> [SnapshotRef]
+
+    /// Hint that `ids` will be read soon: a remote store fetches them in
+    /// parallel into its local cache. No-op for a local store.
+    func prefetch(_ ids: [ObjectID]) throws
+    /// Writes out what the store holds back (a remote store's cache). Call
+    /// once done with the store.
+    func close()
 }
 
 /// A batch of object writes. `put` may be called from many threads; objects
@@ -67,4 +77,12 @@ extension Store {
     public func getTree(_ id: ObjectID) throws -> Tree {
         try Tree.decode(try get(id), id: id)
     }
+
+    public func refs(withPrefix prefix: String) throws -> [SnapshotRef] {
+        try listRefs().refs.filter { $0.key.utf8.starts(with: prefix.utf8) }
+    }
+
+    public func prefetch(_ ids: [ObjectID]) throws {}
+
+    public func close() {}
 }

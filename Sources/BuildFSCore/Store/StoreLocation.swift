@@ -17,11 +17,9 @@ public enum StoreLocation {
         return FileManager.default.currentDirectoryPath + "/" + location
     }
 
-    /// Opens the store `location` names.
+    /// Opens the local store at `location` (remote stores are opened by
+    /// the command line, which links the HTTP client).
     public static func open(_ location: String, compressionLevel: Int32 = Zstd.defaultLevel) throws -> any Store {
-        if location.hasPrefix("http://") || location.hasPrefix("https://") {
-            throw BuildFSError.usage("remote stores (\(location)) are not supported yet; use a local directory")
-        }
-        return try LocalStore(path: location, compressionLevel: compressionLevel)
+        try LocalStore(path: location, compressionLevel: compressionLevel)
     }
 }

@@ -19,6 +19,8 @@ public enum BuildFSError: Error, CustomStringConvertible, Equatable, Sendable {
     case invalidKey(String, reason: String)
     /// A directory the user gave cannot be used as asked.
     case badTarget(path: String, reason: String)
+    /// A remote store failed, refused, or sent something we cannot use.
+    case remote(location: String, reason: String)
     /// Anything else the user can fix from the message alone.
     case usage(String)
 
@@ -49,6 +51,8 @@ public enum BuildFSError: Error, CustomStringConvertible, Equatable, Sendable {
             return "invalid key '\(key)': \(reason)"
         case let .badTarget(path, reason):
             return "\(path): \(reason)"
+        case let .remote(location, reason):
+            return "store \(location): \(reason)"
         case let .usage(message):
             return message
         }

@@ -11,6 +11,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // C libraries, found through pkg-config (libzstd-dev, libfuse3-dev).
@@ -27,12 +28,19 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
 
+        // Layer 2, remote: the store on an HTTP cache server (Bazel's
+        // remote-cache protocol), with a local store as read-through cache.
+        .target(name: "BuildFSRemote", dependencies: [
+            "BuildFSCore",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        ]),
+
         // Layer 4: the FUSE daemon. Needs the store, never the CLI.
         .target(name: "BuildFSMount", dependencies: ["BuildFSCore", "CFuse3", "CLinuxCalls"]),
 
         // Layer 5: the command line.
         .executableTarget(name: "buildfs", dependencies: [
-            "BuildFSCore", "BuildFSMount",
+            "BuildFSCore", "BuildFSMount", "BuildFSRemote",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -47,6 +55,7 @@ let package = Package(
         .testTarget(name: "BuildFSMountTests", dependencies: ["buildfs", "TestSupport", "CLinuxCalls"]),
         .testTarget(name: "BuildFSScenarioTests", dependencies: ["buildfs", "TestSupport"]),
         .testTarget(name: "BuildFSHelperTests", dependencies: ["buildfs", "TestSupport"]),
+        .testTarget(name: "BuildFSRemoteTests", dependencies: ["buildfs", "BuildFSRemote", "BuildFSCore", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

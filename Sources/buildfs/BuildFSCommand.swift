@@ -1,5 +1,6 @@
 import ArgumentParser
 import BuildFSCore
+import BuildFSRemote
 import Foundation
 
 /// A subcommand whose failures end in one `buildfs: error: ...` line on
@@ -22,23 +23,55 @@ extension BuildFSCommand {
 /// Options every command that touches a store takes.
 struct StoreOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp(
-        "The store: a directory (created on first use).",
+        "The store: a directory (created on first use), or http[s]://[USER:PASSWORD@]HOST[:PORT]/PATH of a Bazel-style remote cache.",
         discussion: "Default: $BUILDFS_STORE, else $XDG_CACHE_HOME/buildfs, else ~/.cache/buildfs.",
-        valueName: "path"))
+        valueName: "path-or-url"))
     var store: String?
+
+    @Option(name: .customLong("cache-dir"), help: ArgumentHelp(
+        "Remote stores: the local cache of fetched objects (default: ~/.cache/buildfs-remote/<server>).",
+        valueName: "dir"))
+    var cacheDir: String?
+
+    @Flag(help: "Remote stores: allow credentials over plain http.")
+    var allowInsecure = false
+
+    @Flag(help: "Remote stores: never write to the server (for untrusted jobs such as pull requests from forks).")
+    var readOnly = false
 
     var location: String { StoreLocation.resolve(explicit: store) }
 
-    func open(compressionLevel: Int32 = Zstd.defaultLevel) throws -> any Store {
-        try StoreLocation.open(location, compressionLevel: compressionLevel)
+    /// Opens the store at `location` (default: the one these options name).
+    func open(location: String? = nil, compressionLevel: Int32 = Zstd.defaultLevel) throws -> any Store {
+        let location = location ?? self.location
+        guard RemoteEndpoint.isRemote(location) else {
+            return try StoreLocation.open(location, compressionLevel: compressionLevel)
+        }
+        let endpoint = try RemoteEndpoint(location)
+        let options = RemoteOptions(
+            cacheDirectory: cacheDir.map { StoreLocation.resolve(explicit: $0) }
+                ?? RemoteOptions.defaultCacheDirectory(for: endpoint),
+            allowInsecure: allowInsecure, readOnly: readOnly,
+            extraHeader: try RemoteOptions.header(from: ProcessInfo.processInfo.environment))
+        return try HTTPStore(url: location, options: options)
     }
 
-    /// For commands that only a local store supports.
-    func openLocal(for command: String) throws -> LocalStore {
+    /// For commands that only a local store supports; `remoteAdvice` says
+    /// what to do instead on a remote one.
+    func openLocal(for command: String, remoteAdvice: String) throws -> LocalStore {
+        if RemoteEndpoint.isRemote(location) {
+            throw BuildFSError.usage("`buildfs \(command)` works on local stores only: \(remoteAdvice)")
+        }
         guard let local = try open() as? LocalStore else {
-            throw BuildFSError.usage("`buildfs \(command)` works on a local store only")
+            throw BuildFSError.usage("`buildfs \(command)` works on local stores only")
         }
         return local
+    }
+
+    /// These options as arguments, for a daemon started with them.
+    var arguments: [String] {
+        (store == nil ? [] : ["--store", location]) + (cacheDir.map { ["--cache-dir", StoreLocation.resolve(explicit: $0)] } ?? [])
+            + (allowInsecure ? ["--allow-insecure"] : []) + (readOnly ? ["--read-only"] : [])
     }
 }
 
@@ -49,6 +82,11 @@ enum Console {
 
     static func warning(_ message: String) {
         FileHandle.standardError.write(Data("buildfs: warning: \(message)\n".utf8))
+    }
+
+    /// For a remote store, one line on what went over the network.
+    static func transfers(_ store: any Store) {
+        if let remote = store as? HTTPStore { print("  \(remote.location): \(remote.transferSummary)") }
     }
 
     static func seconds(since start: ContinuousClock.Instant) -> String {

@@ -38,7 +38,8 @@ struct CommitCommand: BuildFSCommand {
             throw BuildFSError.badTarget(path: mountpoint, reason: "is not a buildfs mount; mount it with `buildfs mount` first")
         }
         let location = storeOptions.store ?? record.store ?? storeOptions.location
-        let store = try StoreLocation.open(location, compressionLevel: level)
+        let store = try storeOptions.open(location: location, compressionLevel: level)
+        defer { store.close() }
         let summary = try Importer(store: store).importDirectory(record.upper, key: key, upperOfMount: true)
         MountRegistry.addCommitted(summary.ref.addedBytes, for: point)
         let ref = summary.ref
@@ -46,5 +47,6 @@ struct CommitCommand: BuildFSCommand {
               + "read \(summary.filesRead) files (\(ByteCount.human(summary.bytesRead))), "
               + "\(summary.filesReused) taken as they were; "
               + "\(ByteCount.human(ref.addedBytes)) added to the store in \(Console.seconds(since: start))")
+        Console.transfers(store)
     }
 }

@@ -31,10 +31,12 @@ struct ExportCommand: BuildFSCommand {
     func execute() throws {
         let start = ContinuousClock.now
         let store = try storeOptions.open()
+        defer { store.close() }
         let ref = try SnapshotLookup.find(from, in: store)
         let summary = try Exporter(store: store).export(ref, to: directory)
         let matched = from.contains(ref.key) ? "" : " (newest match for a prefix)"
         print("exported '\(ref.key)'\(matched) to \(directory): \(summary.files) files, "
               + "\(ByteCount.human(summary.bytes)) in \(Console.seconds(since: start))")
+        Console.transfers(store)
     }
 }

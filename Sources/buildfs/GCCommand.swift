@@ -42,7 +42,10 @@ struct GCCommand: BuildFSCommand {
     func execute() throws {
         let policy = GCPolicy(maxSize: try maxSize.map(Quantities.parseSize),
                               maxAge: try maxAge.map(Quantities.parseDuration), keep: keep)
-        let store = try storeOptions.openLocal(for: "gc")
+        let store = try storeOptions.openLocal(
+            for: "gc",
+            remoteAdvice: "a remote cache evicts on its own (nginx: a cron job deleting files not read for days; "
+                + "bazel-remote: --max_size); see docs/remote-store.md. This machine's cache of it can simply be deleted")
         let plan = try GarbageCollector(store: store).run(policy, dryRun: dryRun)
         if json {
             let object: [String: Any] = [
@@ -87,7 +90,9 @@ struct FsckCommand: BuildFSCommand {
     @OptionGroup var storeOptions: StoreOptions
 
     func execute() throws {
-        let store = try storeOptions.openLocal(for: "fsck")
+        let store = try storeOptions.openLocal(
+            for: "fsck",
+            remoteAdvice: "objects fetched from a remote store are checked against their ids on every read, and never used when they do not match")
         let checker = StoreChecker(store: store)
         let report = try checker.check()
         for item in report.corrupt { print("corrupt object \(item.id.hex) in pack \(item.pack): \(item.reason)") }

@@ -40,6 +40,7 @@ struct ImportCommand: BuildFSCommand {
     func execute() throws {
         let start = ContinuousClock.now
         let store = try storeOptions.open(compressionLevel: level)
+        defer { store.close() }
         let summary = try Importer(store: store).importDirectory(
             directory, key: key, parentCandidates: parent.isEmpty ? nil : parent)
         for path in summary.skipped.prefix(5) {
@@ -52,5 +53,6 @@ struct ImportCommand: BuildFSCommand {
               + "\(ByteCount.human(ref.logicalBytes)); read \(summary.filesRead) files"
               + " (\(ByteCount.human(summary.bytesRead)))\(reuse); "
               + "\(ByteCount.human(ref.addedBytes)) added to the store in \(Console.seconds(since: start))")
+        Console.transfers(store)
     }
 }

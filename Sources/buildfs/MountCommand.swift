@@ -77,8 +77,11 @@ struct MountCommand: BuildFSCommand {
                        ready: (LowerSnapshot?) -> Void) throws {
         var lower: LowerSnapshot?
         var lease: Lease?
+        var opened: (any Store)?
+        defer { opened?.close() }
         if !from.isEmpty || LowerSnapshot.recorded(in: upperDir) != nil {
             let store = try storeOptions.open()
+            opened = store
             let ref = from.isEmpty ? nil : try SnapshotLookup.find(from, in: store)
             lower = try LowerSnapshot.attach(upper: upperDir, store: store, ref: ref)
             if let local = store as? LocalStore, let lower { lease = try local.lease(root: lower.root, holder: point) }
@@ -112,7 +115,7 @@ struct MountCommand: BuildFSCommand {
         daemon.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         daemon.arguments = ["mount", point, "--upper", upperDir, "--foreground"]
             + (fuseOptions.isEmpty ? [] : ["-o", fuseOptions.joined(separator: ",")])
-            + from.flatMap { ["--from", $0] } + (storeOptions.store == nil ? [] : ["--store", storeOptions.location])
+            + from.flatMap { ["--from", $0] } + storeOptions.arguments
         daemon.environment = ProcessInfo.processInfo.environment.merging([MountCommand.notifyVariable: "1"]) { $1 }
         daemon.standardInput = FileHandle.nullDevice
         daemon.standardOutput = notify

@@ -22,6 +22,7 @@ struct SnapshotsCommand: BuildFSCommand {
 
     func execute() throws {
         let store = try storeOptions.open()
+        defer { store.close() }
         let listing = try store.listRefs()
         for damaged in listing.damaged { Console.warning("\(damaged.name): \(damaged.reason)") }
         let refs = listing.refs.sorted { ($0.created, $0.key) > ($1.created, $1.key) }

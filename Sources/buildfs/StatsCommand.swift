@@ -1,5 +1,6 @@
 import ArgumentParser
 import BuildFSCore
+import BuildFSRemote
 import BuildFSMount
 import Foundation
 
@@ -43,22 +44,30 @@ struct StatsCommand: BuildFSCommand {
             counters["snapshot"] = LowerSnapshot.recorded(in: record.upper)?.key ?? ""
             mountReport = counters
         }
-        guard let store = try StoreLocation.open(location) as? LocalStore else {
-            throw BuildFSError.usage("`buildfs stats` reports on local stores only")
-        }
+        let opened = try storeOptions.open(location: location)
+        defer { opened.close() }
+        let remote = opened as? HTTPStore
+        // For a remote store: its snapshots, and this machine's cache of it.
+        let store = remote?.cacheStore ?? (opened as! LocalStore)
         let inventory = try store.inventory()
         var objects = Set<ObjectID>()
         for pack in inventory.packs { objects.formUnion(pack.entries.map(\.id)) }
-        let refs = try store.listRefs().refs
+        let refs = try opened.listRefs().refs
         let logical = refs.reduce(UInt64(0)) { $0 + $1.logicalBytes }
-        let uniqueBytes = try ContentCensus.uniqueFileBytes(of: refs, in: store)
+        // Counting unique content reads every tree: not over the network.
+        let uniqueBytes = remote == nil ? try ContentCensus.uniqueFileBytes(of: refs, in: store) : 0
         let stored = inventory.totalBytes
         func ratio(_ a: UInt64, _ b: UInt64) -> Double { b == 0 ? 0 : (Double(a) / Double(b) * 100).rounded() / 100 }
-        let storeReport: [String: Any] = [
-            "location": store.root, "snapshots": refs.count, "packs": inventory.packs.count, "objects": objects.count,
+        var storeReport: [String: Any] = [
+            "location": opened.location, "snapshots": refs.count, "packs": inventory.packs.count, "objects": objects.count,
             "logicalBytes": logical, "uniqueBytes": uniqueBytes, "storedBytes": stored,
             "dedupRatio": ratio(logical, uniqueBytes), "compressionRatio": ratio(uniqueBytes, stored),
         ]
+        if let remote {
+            storeReport = ["location": remote.location, "snapshots": refs.count, "logicalBytes": logical,
+                           "cache": ["location": store.root, "packs": inventory.packs.count,
+                                     "objects": objects.count, "storedBytes": stored]]
+        }
         if json {
             var all: [String: Any] = ["store": storeReport]
             if let mountReport { all["mount"] = mountReport }
@@ -67,12 +76,21 @@ struct StatsCommand: BuildFSCommand {
             return
         }
         func row(_ label: String, _ value: String) { print(label.padding(toLength: 34, withPad: " ", startingAt: 0) + value) }
-        print("Store \(store.root)")
-        row("  snapshots", "\(refs.count)")
-        row("  logical size (all snapshots)", ByteCount.human(logical))
-        row("  unique content (after dedup)", ByteCount.human(uniqueBytes) + "  (dedup \(ratio(logical, uniqueBytes))x)")
-        row("  stored (after compression)", ByteCount.human(stored) + "  (compression \(ratio(uniqueBytes, stored))x)")
-        row("  packs / objects", "\(inventory.packs.count) / \(objects.count)")
+        if let remote {
+            print("Store \(remote.location) (remote; sizes are kept by the server)")
+            row("  snapshots (in its prefix index)", "\(refs.count)")
+            row("  logical size (those snapshots)", ByteCount.human(logical))
+            print("Cache \(store.root)")
+            row("  stored (after compression)", ByteCount.human(stored))
+            row("  packs / objects", "\(inventory.packs.count) / \(objects.count)")
+        } else {
+            print("Store \(store.root)")
+            row("  snapshots", "\(refs.count)")
+            row("  logical size (all snapshots)", ByteCount.human(logical))
+            row("  unique content (after dedup)", ByteCount.human(uniqueBytes) + "  (dedup \(ratio(logical, uniqueBytes))x)")
+            row("  stored (after compression)", ByteCount.human(stored) + "  (compression \(ratio(uniqueBytes, stored))x)")
+            row("  packs / objects", "\(inventory.packs.count) / \(objects.count)")
+        }
         if let mount = mountReport {
             func number(_ key: String) -> UInt64 { mount[key] as? UInt64 ?? 0 }
             let hits = number("chunkCacheHits"), misses = number("chunkCacheMisses")

@@ -1,0 +1,182 @@
+import AsyncHTTPClient
+import BuildFSCore
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+
+/// Blocking GET/HEAD/PUT against one remote store, for worker threads (never
+/// call it on an event loop): credentials on every request, a deadline per
+/// request, and retries with backoff for failures that may pass (connection
+/// errors, timeouts, 5xx, 408, 429). Everything else fails at once with one
+/// line that says what to do.
+final class HTTPTransport: Sendable {
+    /// One client for the whole process, never shut down: it lives as long
+    /// as the program and keeps its connections to the server alive.
+    private static let client: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        // A refused or failed connect is retried by the client's pool
+        // until this timeout: that is the retry for a server that is down.
+        configuration.timeout = .init(connect: .seconds(5), read: .seconds(60))
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 32)
+        configuration.decompression = .disabled
+        // A redirect could carry our credentials to another host.
+        configuration.redirectConfiguration = .disallow
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }()
+
+    let endpoint: RemoteEndpoint
+    private let headers: HTTPHeaders
+    private let retryDelays: [Double]
+    private let timeout: TimeAmount
+    let counters = TransferCounters()
+
+    init(endpoint: RemoteEndpoint, options: RemoteOptions) throws {
+        var headers = HTTPHeaders()
+        headers.add(name: "User-Agent", value: "buildfs")
+        let hasCredentials = endpoint.user != nil || options.extraHeader != nil
+        if hasCredentials && !endpoint.isTLS && !options.allowInsecure {
+            throw BuildFSError.usage(
+                "refusing to send credentials to \(endpoint.base) over plain http; use https://, or --allow-insecure on a network you trust")
+        }
+        if let user = endpoint.user {
+            let pair = Data("\(user):\(endpoint.password ?? "")".utf8).base64EncodedString()
+            headers.add(name: "Authorization", value: "Basic \(pair)")
+        }
+        if let extra = options.extraHeader { headers.replaceOrAdd(name: extra.name, value: extra.value) }
+        self.endpoint = endpoint
+        self.headers = headers
+        retryDelays = options.retryDelays
+        timeout = .milliseconds(Int64(options.requestTimeout * 1000))
+    }
+
+    /// True when the server has the resource.
+    func exists(_ url: String) throws -> Bool {
+        let response = try send(.HEAD, url, body: nil, maxBody: 0)
+        return response != nil
+    }
+
+    /// The resource's bytes, or nil when the server does not have it.
+    /// A body longer than `maxLength` is refused.
+    func fetch(_ url: String, maxLength: Int) throws -> [UInt8]? {
+        guard let response = try send(.GET, url, body: nil, maxBody: maxLength) else { return nil }
+        let bytes = response.body.map { Array($0.readableBytesView) } ?? []
+        counters.received(bytes.count)
+        return bytes
+    }
+
+    func store(_ url: String, _ bytes: [UInt8]) throws {
+        _ = try send(.PUT, url, body: bytes, maxBody: 1 << 20)
+        counters.sent(bytes.count)
+    }
+
+    /// One request with retries. nil for 404.
+    private func send(_ method: HTTPMethod, _ url: String, body: [UInt8]?, maxBody: Int) throws -> HTTPClient.Response? {
+        var attempt = 0
+        while true {
+            let failure: String
+            do {
+                let response = try once(method, url, body: body, maxBody: maxBody)
+                switch response.status.code {
+                case 200...299: return response
+                case 404: return nil
+                case 401, 403:
+                    throw BuildFSError.remote(
+                        location: endpoint.base,
+                        reason: "the server refused \(method.rawValue) with HTTP \(response.status.code) \(response.status.reasonPhrase); "
+                            + (method == .PUT
+                                ? "these credentials may not write (use --read-only for jobs that should only read), or give "
+                                : "give ")
+                            + "credentials as https://USER:PASSWORD@HOST/... or a header in \(RemoteOptions.headerVariable)='Authorization: Bearer TOKEN'")
+                case 408, 429, 500...599:
+                    failure = "HTTP \(response.status.code) \(response.status.reasonPhrase)"
+                default:
+                    throw BuildFSError.remote(
+                        location: endpoint.base,
+                        reason: "the server answered \(method.rawValue) \(url) with HTTP \(response.status.code) \(response.status.reasonPhrase); is this a Bazel remote cache (nginx with WebDAV PUT, bazel-remote)?")
+                }
+            } catch is ResponseAccumulator.ResponseTooBigError {
+                throw BuildFSError.remote(location: endpoint.base, reason: "the server sent more than \(maxBody) bytes for \(url)")
+            } catch let error as BuildFSError {
+                throw error
+            } catch where HTTPTransport.isConnectFailure(error) {
+                // The pool kept trying to connect for the connect timeout already.
+                throw BuildFSError.remote(
+                    location: endpoint.base,
+                    reason: "cannot connect (\(HTTPTransport.describe(error))); check that the server is up and --store is right")
+            } catch {
+                failure = HTTPTransport.describe(error)
+            }
+            guard attempt < retryDelays.count else {
+                throw BuildFSError.remote(
+                    location: endpoint.base,
+                    reason: "\(method.rawValue) failed after \(attempt + 1) attempts (\(failure)); check that the server is up and --store is right")
+            }
+            counters.retried()
+            Thread.sleep(forTimeInterval: retryDelays[attempt] * Double.random(in: 0.75...1.25))
+            attempt += 1
+        }
+    }
+
+    private func once(_ method: HTTPMethod, _ url: String, body: [UInt8]?, maxBody: Int) throws -> HTTPClient.Response {
+        var requestHeaders = headers
+        if body != nil { requestHeaders.add(name: "Content-Type", value: "application/octet-stream") }
+        let request = try HTTPClient.Request(url: url, method: method, headers: requestHeaders,
+                                             body: body.map { .bytes($0) })
+        counters.requested(method)
+        let delegate = ResponseAccumulator(request: request, maxBodySize: maxBody)
+        return try HTTPTransport.client.execute(request: request, delegate: delegate, deadline: .now() + timeout)
+            .futureResult.wait()
+    }
+
+    /// Could not connect at all (refused, unreachable, connect timeout).
+    static func isConnectFailure(_ error: any Error) -> Bool {
+        if error is NIOConnectionError { return true }
+        if let io = error as? IOError { return [ECONNREFUSED, EHOSTUNREACH, ENETUNREACH].contains(io.errnoCode) }
+        if let http = error as? HTTPClientError { return http == .connectTimeout }
+        return false
+    }
+
+    /// A few words for a transport failure, not a dump of NIO's types.
+    static func describe(_ error: any Error) -> String {
+        if let connection = error as? NIOConnectionError {
+            if let io = connection.connectionErrors.first?.error as? IOError {
+                return "cannot connect to \(connection.host):\(connection.port): \(String(cString: strerror(io.errnoCode)))"
+            }
+            if connection.dnsAError != nil || connection.dnsAAAAError != nil {
+                return "cannot resolve \(connection.host)"
+            }
+            return "cannot connect to \(connection.host):\(connection.port)"
+        }
+        if let io = error as? IOError { return String(cString: strerror(io.errnoCode)) }
+        if let http = error as? HTTPClientError {
+            switch http {
+            case .connectTimeout: return "connection timed out"
+            case .readTimeout, .deadlineExceeded: return "request timed out"
+            case .remoteConnectionClosed: return "the server closed the connection"
+            default: return "\(http)"
+            }
+        }
+        return "\(error)"
+    }
+}
+
+/// What a remote store sent and received, for summaries and stats.
+final class TransferCounters: Sendable {
+    let gets = Atomic<Int>(0), heads = Atomic<Int>(0), puts = Atomic<Int>(0), retries = Atomic<Int>(0)
+    let bytesSent = Atomic<Int>(0), bytesReceived = Atomic<Int>(0)
+
+    func requested(_ method: HTTPMethod) {
+        switch method {
+        case .GET: gets.add(1, ordering: .relaxed)
+        case .HEAD: heads.add(1, ordering: .relaxed)
+        case .PUT: puts.add(1, ordering: .relaxed)
+        default: break
+        }
+    }
+
+    func sent(_ count: Int) { bytesSent.add(count, ordering: .relaxed) }
+    func received(_ count: Int) { bytesReceived.add(count, ordering: .relaxed) }
+    func retried() { retries.add(1, ordering: .relaxed) }
+}

@@ -13,15 +13,6 @@ import TestSupport
         try Shell.run([Shell.buildfs] + arguments)
     }
 
-    /// A user-caused failure: non-zero exit and exactly one line on stderr.
-    func expectOneLineError(_ result: CommandResult, containing text: String,
-                            sourceLocation: SourceLocation = #_sourceLocation) {
-        #expect(result.status != 0, sourceLocation: sourceLocation)
-        let lines = result.stderr.split(separator: "\n")
-        #expect(lines.count == 1, "stderr: \(result.stderr)", sourceLocation: sourceLocation)
-        #expect(result.stderr.contains(text), "stderr: \(result.stderr)", sourceLocation: sourceLocation)
-    }
-
     @Test func helpDescribesEveryCommandWithAnExample() throws {
         let top = try buildfs("--help")
         #expect(top.status == 0)

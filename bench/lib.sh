@@ -118,6 +118,26 @@ bench_revision() {
     echo "$(git -C "$repo" rev-parse --short HEAD)$(git -C "$repo" diff --quiet HEAD -- Sources || echo ' + uncommitted changes')"
 }
 
+# bench_fs_option OPTION VALUE: the options of every side-by-side script:
+# --rounds N, --fs LIST (comma-separated) and --before BINARY, into ROUNDS,
+# FS_LIST and BUILDFS_BEFORE. Fails on any other option.
+# shellcheck disable=SC2034 # the caller reads ROUNDS
+bench_fs_option() {
+    case $1 in
+        --rounds) ROUNDS=$2 ;;
+        --fs) IFS=, read -ra FS_LIST <<<"$2" ;;
+        --before) BUILDFS_BEFORE=$(realpath "$2") ;;
+        *) return 1 ;;
+    esac
+}
+
+# bench_check_fs_list: adds buildfs-before to FS_LIST when --before was
+# given, and checks that the buildfs binary exists.
+bench_check_fs_list() {
+    if [[ -n ${BUILDFS_BEFORE:-} ]]; then FS_LIST+=(buildfs-before); fi
+    [[ -x $BUILDFS ]] || { echo "no buildfs binary at $BUILDFS (swift build -c release)" >&2; exit 1; }
+}
+
 # One filesystem under test at a time. bench_fs_open FS DIR makes DIR/upper
 # reachable through FS: native is the directory itself; buildfs runs
 # $BUILDFS, buildfs-before $BUILDFS_BEFORE (an older binary to compare

@@ -35,22 +35,20 @@ BUILDFS_BEFORE=
 FS_LIST=()
 
 usage() { sed -n '2,/git-ignored/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
-while (( $# )); do
+while (( $# >= 2 )); do
     case $1 in
-        --files) FILES=$2; shift 2 ;;
-        --rounds) ROUNDS=$2; shift 2 ;;
-        --fs) IFS=, read -ra FS_LIST <<<"$2"; shift 2 ;;
-        --before) BUILDFS_BEFORE=$(realpath "$2"); shift 2 ;;
-        *) usage ;;
+        --files) FILES=$2 ;;
+        *) bench_fs_option "$1" "$2" || usage ;;
     esac
+    shift 2
 done
+(( $# == 0 )) || usage
 if (( ${#FS_LIST[@]} == 0 )); then
     FS_LIST=(native buildfs)
     command -v bindfs >/dev/null && FS_LIST+=(bindfs)
     command -v fuse-overlayfs >/dev/null && FS_LIST+=(fuse-overlayfs)
 fi
-if [[ -n $BUILDFS_BEFORE ]]; then FS_LIST+=(buildfs-before); fi
-[[ -x $BUILDFS ]] || { echo "no buildfs binary at $BUILDFS (swift build -c release)" >&2; exit 1; }
+bench_check_fs_list
 
 DATA=$WORK_ROOT/data
 rm -rf "$WORK_ROOT"

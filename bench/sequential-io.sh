@@ -34,17 +34,15 @@ BUILDFS_BEFORE=
 FS_LIST=(native buildfs)
 
 usage() { sed -n '2,/git-ignored/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
-while (( $# )); do
+while (( $# >= 2 )); do
     case $1 in
-        --rounds) ROUNDS=$2; shift 2 ;;
-        --mib) MIB=$2; shift 2 ;;
-        --fs) IFS=, read -ra FS_LIST <<<"$2"; shift 2 ;;
-        --before) BUILDFS_BEFORE=$(realpath "$2"); shift 2 ;;
-        *) usage ;;
+        --mib) MIB=$2 ;;
+        *) bench_fs_option "$1" "$2" || usage ;;
     esac
+    shift 2
 done
-if [[ -n $BUILDFS_BEFORE ]]; then FS_LIST+=(buildfs-before); fi
-[[ -x $BUILDFS ]] || { echo "no buildfs binary at $BUILDFS (swift build -c release)" >&2; exit 1; }
+(( $# == 0 )) || usage
+bench_check_fs_list
 
 DATA=$WORK_ROOT/data
 rm -rf "$WORK_ROOT"

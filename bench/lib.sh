@@ -67,3 +67,134 @@ bench_machine_lines() {
     echo "- machine: $(nproc) cores ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), $(free -h | awk '/^Mem:/ { print $2 }') memory, kernel $(uname -r)"
     echo "- disk: \`$(df -hT "$dir" | awk 'NR == 2 { print $1, $2, $3 " total,", $5 " free, mounted on", $7 }')\` ($(findmnt -no OPTIONS --target "$dir" 2>/dev/null || echo 'options unknown'))"
 }
+
+# bench_fuse_start FS UPPER MOUNTPOINT [BUILDFS_BINARY]: mounts UPPER at
+# MOUNTPOINT with FS (buildfs, bindfs or fuse-overlayfs, each with its
+# defaults), the daemon running in the foreground as a background job, and
+# prints the daemon's pid once the mount is live. fuse-overlayfs gets an
+# empty lower dir and its work dir beside UPPER (UPPER.lower, UPPER.work).
+bench_fuse_start() {
+    local fs=$1 upper=$2 mp=$3 binary=${4:-buildfs} pid i
+    mkdir -p "$upper" "$mp"
+    case $fs in
+        buildfs) "$binary" mount "$mp" --upper "$upper" --foreground >/dev/null 2>&1 & pid=$! ;;
+        bindfs) bindfs -f --no-allow-other "$upper" "$mp" >/dev/null 2>&1 & pid=$! ;;
+        fuse-overlayfs)
+            mkdir -p "$upper.lower" "$upper.work"
+            fuse-overlayfs -f -o "lowerdir=$upper.lower,upperdir=$upper,workdir=$upper.work" "$mp" \
+                >/dev/null 2>&1 & pid=$! ;;
+        *) echo "bench_fuse_start: unknown filesystem $fs" >&2; return 1 ;;
+    esac
+    for (( i = 0; i < 100; i++ )); do
+        if findmnt -rn --mountpoint "$mp" >/dev/null 2>&1; then echo "$pid"; return 0; fi
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "bench_fuse_start: $fs did not mount $mp" >&2
+    kill "$pid" 2>/dev/null
+    return 1
+}
+
+# bench_fuse_stop MOUNTPOINT PID: unmounts and waits (up to 30 s) for the
+# daemon to exit.
+bench_fuse_stop() {
+    local i
+    umount "$1" 2>/dev/null || umount -l "$1"
+    for (( i = 0; i < 300; i++ )); do
+        kill -0 "$2" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    echo "bench_fuse_stop: daemon $2 still running 30 s after unmounting $1" >&2
+    return 1
+}
+
+# bench_status_kb PID FIELD: a kB field of /proc/PID/status (VmHWM, VmRSS,
+# RssAnon, RssFile), or Threads.
+bench_status_kb() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
+
+# bench_revision: the repository's revision, noting uncommitted changes to Sources.
+bench_revision() {
+    local repo=$_BENCH_LIB_DIR/..
+    echo "$(git -C "$repo" rev-parse --short HEAD)$(git -C "$repo" diff --quiet HEAD -- Sources || echo ' + uncommitted changes')"
+}
+
+# bench_fs_option OPTION VALUE: the options of every side-by-side script:
+# --rounds N, --fs LIST (comma-separated) and --before BINARY, into ROUNDS,
+# FS_LIST and BUILDFS_BEFORE. Fails on any other option.
+# shellcheck disable=SC2034 # the caller reads ROUNDS
+bench_fs_option() {
+    case $1 in
+        --rounds) ROUNDS=$2 ;;
+        --fs) IFS=, read -ra FS_LIST <<<"$2" ;;
+        --before) BUILDFS_BEFORE=$(realpath "$2") ;;
+        *) return 1 ;;
+    esac
+}
+
+# bench_check_fs_list: adds buildfs-before to FS_LIST when --before was
+# given, and checks that the buildfs binary exists.
+bench_check_fs_list() {
+    if [[ -n ${BUILDFS_BEFORE:-} ]]; then FS_LIST+=(buildfs-before); fi
+    [[ -x $BUILDFS ]] || { echo "no buildfs binary at $BUILDFS (swift build -c release)" >&2; exit 1; }
+}
+
+# One filesystem under test at a time. bench_fs_open FS DIR makes DIR/upper
+# reachable through FS: native is the directory itself; buildfs runs
+# $BUILDFS, buildfs-before $BUILDFS_BEFORE (an older binary to compare
+# with). It sets BENCH_FS_DIR (where to work) and BENCH_FS_PID (the daemon,
+# 0 for native). bench_fs_close unmounts it; so does an exit trap.
+BENCH_FS_PID=0
+bench_fs_open() {
+    local fs=$1 dir=$2 kind=$1 binary=${BUILDFS:-buildfs}
+    BENCH_FS_PID=0
+    if [[ $fs == native ]]; then
+        BENCH_FS_DIR=$dir/upper
+        mkdir -p "$BENCH_FS_DIR"
+        return 0
+    fi
+    if [[ $fs == buildfs-before ]]; then kind=buildfs binary=$BUILDFS_BEFORE; fi
+    BENCH_FS_PID=$(bench_fuse_start "$kind" "$dir/upper" "$dir/mnt" "$binary")
+    BENCH_FS_DIR=$dir/mnt
+    trap bench_fs_close EXIT
+}
+
+bench_fs_close() {
+    if (( BENCH_FS_PID != 0 )); then
+        bench_fuse_stop "$BENCH_FS_DIR" "$BENCH_FS_PID"
+        BENCH_FS_PID=0
+    fi
+}
+
+# bench_round_robin ROUNDS FUNCTION FS...: calls `FUNCTION FS ROUND` for
+# every filesystem in every round, the first one rotating from round to
+# round, and appends the 1-min load average after each to BENCH_LOAD_LOG.
+bench_round_robin() {
+    local rounds=$1 function=$2 round i
+    shift 2
+    for (( round = 1; round <= rounds; round++ )); do
+        for (( i = 0; i < $#; i++ )); do
+            local fs=${*:$(( (round - 1 + i) % $# + 1 )):1}
+            echo "round $round: $fs" >&2
+            "$function" "$fs" "$round"
+            cut -d' ' -f1 /proc/loadavg >>"${BENCH_LOAD_LOG:-/dev/null}"
+        done
+    done
+}
+
+# bench_report_header TITLE ROUNDS DIR: the report's title and the lines
+# saying when, on what machine and disk (DIR's), with which binaries, and
+# how loaded the machine was (BENCH_LOAD_LOG).
+bench_report_header() {
+    echo "# $1"
+    echo
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC') (end of the run)"
+    bench_machine_lines "$3"
+    echo "- buildfs: repo revision $(bench_revision), binary \`${BUILDFS:-buildfs}\`"
+    if [[ -n ${BUILDFS_BEFORE:-} ]]; then echo "- buildfs-before: binary \`$BUILDFS_BEFORE\`"; fi
+    if command -v bindfs >/dev/null; then echo "- $(bindfs --version 2>&1 | grep -m 1 '^bindfs')"; fi
+    if command -v fuse-overlayfs >/dev/null; then
+        echo "- $(fuse-overlayfs --version 2>&1 | grep -m 1 '^fuse-overlayfs')"
+    fi
+    echo "- rounds: $2, order rotating; 1-min load average during the run:" \
+        "$(sort -g "$BENCH_LOAD_LOG" | head -n 1) to $(sort -g "$BENCH_LOAD_LOG" | tail -n 1)"
+}

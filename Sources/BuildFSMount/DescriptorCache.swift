@@ -18,7 +18,6 @@ final class DescriptorCache: @unchecked Sendable {
     /// Eviction starts above this many cached descriptors and halves them.
     let limit: Int
     let open = Atomic<Int>(0)
-    private let clock = Atomic<UInt64>(0)
     private let gate: UnsafeMutablePointer<pthread_rwlock_t>
 
     init(mountFD: Int32) {
@@ -39,8 +38,6 @@ final class DescriptorCache: @unchecked Sendable {
         gate.deallocate()
     }
 
-    func tick() -> UInt64 { clock.add(1, ordering: .relaxed).newValue }
-
     /// Runs one request with the gate held shared, then evicts if needed.
     @inline(__always)
     func serving(_ table: InodeTable, _ body: () -> Void) {
@@ -50,12 +47,20 @@ final class DescriptorCache: @unchecked Sendable {
         if open.load(ordering: .relaxed) > limit { evict(table) }
     }
 
-    /// Closes the least recently used half of the evictable descriptors.
+    /// Closes descriptors until half the limit is left, cold ones first:
+    /// one used since the last eviction is spared once (second chance, the
+    /// CLOCK approximation of least recently used: one flag per inode
+    /// instead of a timestamp). Only inodes holding a descriptor are
+    /// listed, never the whole table.
     private func evict(_ table: InodeTable) {
         pthread_rwlock_wrlock(gate)
         defer { pthread_rwlock_unlock(gate) }
         guard open.load(ordering: .relaxed) > limit else { return } // another thread did it
-        let candidates = table.allInodes().filter(\.isEvictable).sorted { $0.lastUse < $1.lastUse }
-        for inode in candidates.prefix(max(0, open.load(ordering: .relaxed) - limit / 2)) { inode.closeDescriptor() }
+        let candidates = table.inodes(where: \.isEvictable)
+        let target = limit / 2
+        for inode in candidates where open.load(ordering: .relaxed) > target && !inode.wasUsedRecently() {
+            inode.closeDescriptor()
+        }
+        for inode in candidates where open.load(ordering: .relaxed) > target { inode.closeDescriptor() }
     }
 }

@@ -74,6 +74,12 @@ public enum MountDaemon {
             limit.rlim_max = max(limit.rlim_max, most)
         }
         limit.rlim_cur = limit.rlim_max
-        setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+        if setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) != 0 {
+            // Root without CAP_SYS_RESOURCE (a container) may not raise the
+            // hard limit, but may still raise the soft one up to it.
+            getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+            limit.rlim_cur = limit.rlim_max
+            setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+        }
     }
 }

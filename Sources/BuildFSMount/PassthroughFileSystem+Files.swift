@@ -34,12 +34,24 @@ extension PassthroughFileSystem {
             }
             let fd = try check(Glibc.open(inode.procPath, openFlags(fi.pointee.flags)))
             fi.pointee.fh = UInt64(fd)
-            // Pages stay valid across opens: nobody else writes the file.
-            fi.pointee.keep_cache = 1
+            setCaching(fi)
             // A read-only descriptor has nothing to flush at close.
             if fi.pointee.flags & O_ACCMODE == O_RDONLY { fi.pointee.noflush = 1 }
             fuse_reply_open(req, fi)
         }
+    }
+
+    /// How the kernel caches a file opened on the upper file. Pages stay
+    /// valid across opens (keep_cache): nobody else writes the file. A
+    /// write-only descriptor skips the kernel's page cache (direct_io): its
+    /// writes go to the daemon straight from the writer's buffer instead of
+    /// first being copied into pages that nobody reads through it (which
+    /// doubled 1 GiB sequential writes). Safe: the kernel drops cached pages
+    /// of the range such a write covers, and a write-only descriptor cannot
+    /// be mmapped, so linkers writing through mmap keep the page cache.
+    func setCaching(_ fi: UnsafeMutablePointer<fuse_file_info>) {
+        fi.pointee.keep_cache = 1
+        if fi.pointee.flags & O_ACCMODE == O_WRONLY { fi.pointee.direct_io = 1 }
     }
 
     /// Spliced from the upper file. fuse_reply_data answers a failed read

@@ -9,7 +9,7 @@ extension PassthroughFileSystem {
     /// The inode's lower state, read from its xattrs the first time.
     func lowerState(_ inode: Inode) -> LowerState? {
         guard lower != nil, !inode.isSymlink else { return nil }
-        return inode.lowerState.withLock { state in
+        return inode.withLowerState { state in
             if let state { return state }
             var fresh = LowerState()
             if inode.isDirectory {
@@ -30,7 +30,7 @@ extension PassthroughFileSystem {
     /// "changed as we read it"). The cost is one level ahead of the walk.
     func ensureExpanded(_ directory: Inode) throws {
         guard let lower, let state = lowerState(directory), !state.ready else { return }
-        try directory.lowerState.withLock { state in
+        try directory.withLowerState { state in
             guard state?.ready == false else { return }
             do {
                 if let tree = state?.pendingTree {
@@ -59,7 +59,7 @@ extension PassthroughFileSystem {
     /// Before the first write or truncate, a stub gets its bytes.
     func hydrateIfStub(_ inode: Inode) throws {
         guard let lower, lowerState(inode)?.stub != nil else { return }
-        try inode.lowerState.withLock { state in
+        try inode.withLowerState { state in
             guard let stub = state?.stub else { return }
             do {
                 try lower.hydrate(inode, stub: stub)

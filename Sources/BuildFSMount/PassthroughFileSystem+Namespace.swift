@@ -98,7 +98,7 @@ extension PassthroughFileSystem {
                 let (inode, st) = try lookupEntry(directory, name)
                 var entry = entryParam(inode, st)
                 fi.pointee.fh = UInt64(fd)
-                fi.pointee.keep_cache = 1
+                setCaching(fi)
                 fuse_reply_create(req, &entry, fi)
             } catch {
                 close(fd)

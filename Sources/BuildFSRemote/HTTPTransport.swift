@@ -4,6 +4,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import Synchronization
 
 /// Blocking GET/HEAD/PUT against one remote store, for worker threads (never
@@ -28,6 +29,8 @@ final class HTTPTransport: Sendable {
 
     let endpoint: RemoteEndpoint
     private let headers: HTTPHeaders
+    /// Set when the server's certificates come from a CA of its own.
+    private let tls: TLSConfiguration?
     private let retryDelays: [Double]
     private let timeout: TimeAmount
     let counters = TransferCounters()
@@ -45,6 +48,19 @@ final class HTTPTransport: Sendable {
             headers.add(name: "Authorization", value: "Basic \(pair)")
         }
         if let extra = options.extraHeader { headers.replaceOrAdd(name: extra.name, value: extra.value) }
+        if let caFile = options.caFile {
+            guard endpoint.isTLS else {
+                throw BuildFSError.usage("\(RemoteOptions.caFileVariable) is set, but \(endpoint.base) is not https")
+            }
+            guard let certificates = try? NIOSSLCertificate.fromPEMFile(caFile), !certificates.isEmpty else {
+                throw BuildFSError.usage("\(RemoteOptions.caFileVariable)=\(caFile): not a readable PEM file of certificates")
+            }
+            var tls = TLSConfiguration.makeClientConfiguration()
+            tls.trustRoots = .certificates(certificates)
+            self.tls = tls
+        } else {
+            tls = nil
+        }
         self.endpoint = endpoint
         self.headers = headers
         retryDelays = options.retryDelays
@@ -100,6 +116,12 @@ final class HTTPTransport: Sendable {
                 throw BuildFSError.remote(location: endpoint.base, reason: "the server sent more than \(maxBody) bytes for \(url)")
             } catch let error as BuildFSError {
                 throw error
+            } catch let error as NIOSSLError {
+                // Retrying does not make a certificate trusted.
+                throw BuildFSError.remote(
+                    location: endpoint.base,
+                    reason: "TLS failed (\(HTTPTransport.describe(error))); for a server whose certificate comes from a private CA, "
+                        + "set \(RemoteOptions.caFileVariable) to that CA's PEM file")
             } catch where HTTPTransport.isConnectFailure(error) {
                 // The pool kept trying to connect for the connect timeout already.
                 throw BuildFSError.remote(
@@ -123,7 +145,7 @@ final class HTTPTransport: Sendable {
         var requestHeaders = headers
         if body != nil { requestHeaders.add(name: "Content-Type", value: "application/octet-stream") }
         let request = try HTTPClient.Request(url: url, method: method, headers: requestHeaders,
-                                             body: body.map { .bytes($0) })
+                                             body: body.map { .bytes($0) }, tlsConfiguration: tls)
         counters.requested(method)
         let delegate = ResponseAccumulator(request: request, maxBodySize: maxBody)
         return try HTTPTransport.client.execute(request: request, delegate: delegate, deadline: .now() + timeout)
@@ -150,6 +172,12 @@ final class HTTPTransport: Sendable {
             return "cannot connect to \(connection.host):\(connection.port)"
         }
         if let io = error as? IOError { return String(cString: strerror(io.errnoCode)) }
+        if case let .handshakeFailed(reason)? = error as? NIOSSLError {
+            // BoringSSL's text holds the useful words as a code such as
+            // CERTIFICATE_VERIFY_FAILED, among file names and numbers.
+            let text = "\(reason)"
+            return "handshake failed: " + (text.range(of: "[A-Z]+(_[A-Z]+)+", options: .regularExpression).map { String(text[$0]) } ?? text)
+        }
         if let http = error as? HTTPClientError {
             switch http {
             case .connectTimeout: return "connection timed out"

@@ -13,6 +13,9 @@ public struct RemoteOptions: Sendable {
     /// One extra header on every request, from `$BUILDFS_REMOTE_HEADER`
     /// ("Name: value"), e.g. a bearer token.
     public var extraHeader: (name: String, value: String)?
+    /// PEM file of the certificate authorities to trust for https instead
+    /// of the system's (a company's private CA), from `$BUILDFS_REMOTE_CA_FILE`.
+    public var caFile: String?
     /// Waits between attempts of a request that failed in a way worth
     /// retrying (connection errors, timeouts, 5xx, 429).
     public var retryDelays: [Double]
@@ -22,15 +25,17 @@ public struct RemoteOptions: Sendable {
     public var parallelTransfers: Int
 
     public static let headerVariable = "BUILDFS_REMOTE_HEADER"
+    public static let caFileVariable = "BUILDFS_REMOTE_CA_FILE"
 
     public init(cacheDirectory: String, allowInsecure: Bool = false, readOnly: Bool = false,
-                extraHeader: (name: String, value: String)? = nil,
+                extraHeader: (name: String, value: String)? = nil, caFile: String? = nil,
                 retryDelays: [Double] = [0.25, 0.5, 1, 2], requestTimeout: Double = 120,
                 parallelTransfers: Int = 16) {
         self.cacheDirectory = cacheDirectory
         self.allowInsecure = allowInsecure
         self.readOnly = readOnly
         self.extraHeader = extraHeader
+        self.caFile = caFile
         self.retryDelays = retryDelays
         self.requestTimeout = requestTimeout
         self.parallelTransfers = parallelTransfers

@@ -52,7 +52,8 @@ struct StoreOptions: ParsableArguments {
             cacheDirectory: cacheDir.map { StoreLocation.resolve(explicit: $0) }
                 ?? RemoteOptions.defaultCacheDirectory(for: endpoint),
             allowInsecure: allowInsecure, readOnly: readOnly,
-            extraHeader: try RemoteOptions.header(from: ProcessInfo.processInfo.environment))
+            extraHeader: try RemoteOptions.header(from: ProcessInfo.processInfo.environment),
+            caFile: ProcessInfo.processInfo.environment[RemoteOptions.caFileVariable].flatMap { $0.isEmpty ? nil : $0 })
         return try HTTPStore(url: location, options: options)
     }
 

@@ -13,7 +13,7 @@ public final class NginxServer: @unchecked Sendable {
     private var child: Child?
 
     /// The store URL buildfs is given (no credentials in it).
-    public var url: String { "http://127.0.0.1:\(port)/cache" }
+    public var url: String { "\(tls ? "https" : "http")://127.0.0.1:\(port)/cache" }
     /// Where the server keeps cache entries: data/cache/{cas,ac}/HASH.
     public var dataDirectory: String { directory.sub("data/cache") }
 
@@ -21,11 +21,19 @@ public final class NginxServer: @unchecked Sendable {
     /// requests wait in a queue, so transfers take a predictable while.
     public let requestsPerSecond: Int?
 
-    public init(credentials: (user: String, password: String)? = nil, requestsPerSecond: Int? = nil) throws {
+    /// Serves https with a certificate from a CA of its own (`caFile`).
+    public let tls: Bool
+    /// PEM of the CA that signed the server's certificate (with `tls`).
+    public var caFile: String { directory.sub("ca.pem") }
+
+    public init(credentials: (user: String, password: String)? = nil, requestsPerSecond: Int? = nil,
+                tls: Bool = false) throws {
         directory = TemporaryDirectory("buildfs-nginx")
         self.credentials = credentials
         self.requestsPerSecond = requestsPerSecond
+        self.tls = tls
         port = NginxServer.freePort()
+        if tls { try makeCertificates() }
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: directory.sub("temp"), withIntermediateDirectories: true)
         if let credentials {
@@ -62,7 +70,8 @@ public final class NginxServer: @unchecked Sendable {
               scgi_temp_path \(temp)/scgi;
               \(limitZone)
               server {
-                listen 127.0.0.1:\(port);
+                listen 127.0.0.1:\(port)\(tls ? " ssl" : "");
+                \(tls ? "ssl_certificate \(directory.sub("server.pem")); ssl_certificate_key \(directory.sub("server.key"));" : "")
                 location /cache/ {
                   root \(directory.sub("data"));
                   dav_methods PUT;
@@ -76,6 +85,19 @@ public final class NginxServer: @unchecked Sendable {
             }
 
             """
+    }
+
+    /// A CA, and a certificate for 127.0.0.1 signed by it, with openssl.
+    private func makeCertificates() throws {
+        let script = """
+            set -e
+            openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj '/CN=buildfs test CA'
+            openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj '/CN=127.0.0.1'
+            printf 'subjectAltName=IP:127.0.0.1\\n' > server.ext
+            openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile server.ext
+            """
+        let result = try Shell.run(["/bin/bash", "-c", script], directory: directory.path)
+        guard result.succeeded else { throw SpawnFailure(description: "openssl: \(result.stderr.suffix(500))") }
     }
 
     /// Starts nginx and waits until it accepts connections.

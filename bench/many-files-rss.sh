@@ -90,7 +90,7 @@ bench_round_robin "$ROUNDS" unit "${FS_LIST[@]}"
 # ----------------------------------------------------------------- report ---
 
 med() { [[ -s $DATA/$1.$2 ]] && bench_median "$DATA/$1.$2" || echo ""; }
-mb() { local v; v=$(med "$1" "$2"); [[ -n $v ]] && awk -v k="$v" 'BEGIN { printf "%.1f MB", k / 1024 }' || echo "—"; }
+mb() { local v; v=$(med "$1" "$2"); [[ -n $v ]] && awk -v k="$v" 'BEGIN { printf "%.1f MiB", k / 1024 }' || echo "—"; }
 secs() { local v; v=$(med "$1" "$2"); [[ -n $v ]] && printf '%.2f s' "$v" || echo "—"; }
 raw() { if [[ -s $DATA/$1.$2 ]]; then tr '\n' ' ' <"$DATA/$1.$2"; fi; }
 
@@ -101,7 +101,7 @@ raw() { if [[ -s $DATA/$1.$2 ]]; then tr '\n' ' ' <"$DATA/$1.$2"; fi; }
     echo "\`make-many-files.py\` creates $FILES files of 100 bytes (100 per directory, each closed"
     echo "before the next is opened), \`find -type f -printf %s\` stats them all (counts and sizes"
     echo "checked), then the daemon's /proc/PID/status is read: VmHWM is the peak resident set"
-    echo "since the daemon started (the target is < 50 MB), RssFile the part that is mapped"
+    echo "since the daemon started (the target is < 50 MB; shown in MiB, 1024 kB of /proc), RssFile the part that is mapped"
     echo "program and library code. Then \`rm -rf\` removes the tree through the mount, which"
     echo "makes the kernel forget every inode: the open descriptors after it show whether the"
     echo "daemon released them. Times are wall clock; each round deletes its tree, and ext4 here"

@@ -111,6 +111,16 @@ import TestSupport
         #expect(export.status == 0, "\(export.stderr)")
         let afterCommit = TreeListing(of: exported).differences(from: TreeListing(of: mnt))
         #expect(afterCommit.isEmpty, "\(afterCommit.prefix(5))")
+
+        // A second commit after a one-line change sends that file's chunk,
+        // the trees above it (project/src, project, root) and the stat
+        // index, nothing more.
+        let putsBefore = server.count("PUT", "cas")
+        #expect(try Shell.bash("echo '// changed' >> '\(mnt)/project/src/main.c'").status == 0)
+        let second = try buildfs(["commit", mnt, "--key", "built-2"], cache: "runner")
+        #expect(second.status == 0, "\(second.stderr)")
+        let puts = server.count("PUT", "cas") - putsBefore
+        #expect(puts >= 2 && puts <= 5, "\(puts) objects sent for a one-line change")
     }
 
     @Test func aServerStoppedInTheMiddleOfAnImportLeavesNoRefAndARetrySucceeds() throws {

@@ -142,8 +142,10 @@ public final class HTTPStore: Store {
             return nil
         }
         do {
-            let ref = try SnapshotRef.decode(bytes)
+            var ref = try SnapshotRef.decode(bytes)
             guard ref.key == key else { throw SnapshotRef.Damage(reason: "names another key") }
+            // The server keeps no use times of its own that we can read.
+            ref.lastUsed = ref.created
             return ref
         } catch let damage as SnapshotRef.Damage {
             throw BuildFSError.remote(location: location, reason: "damaged ref for '\(key)': \(damage.reason)")

@@ -6,6 +6,7 @@ import BuildFSCore
 ///     buildfs SOURCE MOUNTPOINT -o rw,store=S,upper=U,from=K,allow_other,dev,suid
 ///
 /// translated into `buildfs mount MOUNTPOINT --upper U --store S --from K -o ...`.
+/// For a remote store, `cache_dir=DIR` becomes `--cache-dir DIR`.
 /// SOURCE is a placeholder (conventionally "buildfs"). `from=` may repeat.
 enum MountHelperSyntax {
     /// Options of mount(8) and fstab that mean nothing to the daemon.
@@ -37,6 +38,7 @@ enum MountHelperSyntax {
             switch (parts[0], parts.count) {
             case ("upper", 2): upper = parts[1]
             case ("store", 2): result += ["--store", parts[1]]
+            case ("cache_dir", 2): result += ["--cache-dir", parts[1]]
             case ("from", 2): result += ["--from", parts[1]]
             case let (name, _) where ignored.contains(name) || name.hasPrefix("x-") || name.hasPrefix("comment="):
                 continue

@@ -54,6 +54,34 @@ import TestSupport
                 "daemon still running after umount: \(processes(mentioning: mountPoint))")
     }
 
+    @Test func mountTypeFuseBuildfsTakesARemoteStoreAndItsCacheDirectory() throws {
+        try #require(Installation.outcome.succeeded, "\(Installation.outcome)")
+        let server = try NginxServer()
+        let directory = TemporaryDirectory("buildfs-helper-fstab")
+        let tree = directory.sub("tree"), cache = directory.sub("cache")
+        try makeDirectory(tree)
+        try write("from the server\n", to: tree + "/a.txt")
+        let imported = run([Shell.buildfs, "import", tree, "--key", "remote-base", "--store", server.url, "--cache-dir", cache])
+        try #require(imported.succeeded, "\(imported)")
+        let mountPoint = directory.sub("mnt"), upper = directory.sub("upper")
+        try makeDirectory(mountPoint)
+        try makeDirectory(upper)
+
+        let mount = run(["mount", "-t", "fuse.buildfs",
+                         "-o", "upper=\(upper),store=\(server.url),cache_dir=\(cache)-mount,from=remote-",
+                         "buildfs", mountPoint], timeout: 60)
+        try #require(mount.succeeded, "\(mount)")
+        defer { if isMountPoint(mountPoint) { _ = run(["umount", mountPoint], timeout: 60) } }
+        #expect(readText(mountPoint + "/a.txt") == "from the server\n")
+        #expect(server.count("GET", "cas") > 0, "the snapshot came from the server")
+        #expect(run(["umount", mountPoint], timeout: 60).succeeded)
+        // What the daemon fetched went into the cache directory it was given
+        // (written out as the daemon ends, which plain umount does not wait for).
+        #expect(waitUntil(seconds: 10) {
+            ((try? FileManager.default.contentsOfDirectory(atPath: cache + "-mount/packs")) ?? []).contains { $0.hasSuffix(".pack") }
+        }, "no pack in the mount's cache directory")
+    }
+
     @Test func anFstabLineMountsWithMountDashT() throws {
         try #require(Installation.outcome.succeeded, "\(Installation.outcome)")
         let directory = TemporaryDirectory("buildfs-helper-fstab")

@@ -22,8 +22,9 @@ final class ReadThroughCache: Sendable {
     init(directory: String) throws {
         do {
             try makeDirectories(directory)
-            // Level 1: the cache is written on the read path.
-            store = try LocalStore(path: directory, compressionLevel: 1)
+            // Fast and not fsync'd: the cache is written on the read path,
+            // and a torn pack only costs fetching its objects again.
+            store = try LocalStore(path: directory, compressionLevel: 1, durable: false)
         } catch let error as BuildFSError {
             throw BuildFSError.usage("cache directory: \(error.description) (choose another with --cache-dir)")
         }

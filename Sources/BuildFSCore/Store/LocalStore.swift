@@ -26,6 +26,9 @@ public final class LocalStore: Store {
     public let root: String
     public var location: String { root }
     let compressionLevel: Int32
+    /// False for a cache that can be rebuilt: packs are not fsync'd. A pack
+    /// torn by a power cut is caught by the checksums and hashes on read.
+    let durable: Bool
     let catalog: PackCatalog
     private let decompressors = ContextPool { ZstdDecompressor() }
     private let blockCache = BlockCache(capacity: 64)
@@ -33,9 +36,10 @@ public final class LocalStore: Store {
 
     /// Opens the store at `path`, creating it if it does not exist (or is an
     /// empty directory). `compressionLevel` applies to objects written.
-    public init(path: String, compressionLevel: Int32 = Zstd.defaultLevel) throws {
+    public init(path: String, compressionLevel: Int32 = Zstd.defaultLevel, durable: Bool = true) throws {
         root = path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path
         self.compressionLevel = compressionLevel
+        self.durable = durable
         try LocalStore.prepare(root)
         catalog = try PackCatalog(directory: root + "/packs")
     }

@@ -43,7 +43,7 @@ final class PackWriter: ObjectWriter {
     func finish() throws -> UInt64 {
         var total: UInt64 = 0
         for lane in lanes.all { total += try lane.finishPack() }
-        if total > 0 { try FileDescriptor.open(store.packPath(""), O_RDONLY | O_DIRECTORY).sync() }
+        if total > 0 && store.durable { try FileDescriptor.open(store.packPath(""), O_RDONLY | O_DIRECTORY).sync() }
         return total
     }
 
@@ -109,10 +109,10 @@ final class PackLane: @unchecked Sendable {
     /// first, so an index never names a pack that is not there.
     private func sealPack() throws -> UInt64 {
         guard let (name, file) = pack else { return 0 }
-        try file.sync()
+        if store.durable { try file.sync() }
         let index = PackIndex.encode(entries)
         let indexTemp = store.tempPath(name + ".idx")
-        try LocalStore.writeFile(indexTemp, index, durable: true, mode: 0o444)
+        try LocalStore.writeFile(indexTemp, index, durable: store.durable, mode: 0o444)
         try store.moveIntoPlace(store.tempPath(name + ".pack"), store.packPath(name + ".pack"))
         try store.moveIntoPlace(indexTemp, store.packPath(name + ".idx"))
         store.catalog.add(pack: name, entries: entries)

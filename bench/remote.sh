@@ -112,6 +112,9 @@ curl -sf -T "$WORK_ROOT/base.tar.zst" "$URL/archives/base.tar.zst"
 ARCHIVE_BYTES=$(stat -c %s "$WORK_ROOT/base.tar.zst")
 sync
 
+# Restores create thousands of files: not right after a bulk deletion (lib.sh).
+bench_wait_for_settle
+
 # ----------------------------------------------------------------- restore --
 # restore_buildfs cold|warm: export on a machine whose cache is empty (a
 # fresh cache directory) or holds everything (the one the cold run filled).

@@ -89,13 +89,12 @@ public final class HTTPStore: Store {
     public func writing<R>(_ body: (any ObjectWriter) throws -> R) throws -> R {
         try refuseIfReadOnly()
         let writer = RemoteObjectWriter(store: self)
+        // What was uploaded is on the server even when the commit fails.
+        defer { known.save() }
         do {
-            let result = try body(writer)
-            known.save()
-            return result
+            return try body(writer)
         } catch {
             writer.abandon()
-            known.save()
             throw error
         }
     }

@@ -70,7 +70,7 @@ extension LowerSnapshot {
                 try setOwnerMode(fd, entry, createdWith: 0o700, always: inheritsGroup)
                 try check(futimens(fd, &times))
             case let .symlink(target):
-                try withCString(target) { try check(symlinkat($0, directory, name)) }
+                _ = try withCString(target) { try check(symlinkat($0, directory, name)) }
                 if entry.uid != 0 || entry.gid != 0 || inheritsGroup {
                     _ = fchownat(directory, name, entry.uid, entry.gid, AT_SYMLINK_NOFOLLOW)
                 }

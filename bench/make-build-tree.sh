@@ -26,8 +26,8 @@
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-CACHE_DIR=$BENCH_DIR/work/cache
-ZSTD_SDIST_SPEC=${ZSTD_SDIST_SPEC:-zstd==1.5.7.2}
+# shellcheck source=bench/lib.sh
+. "$BENCH_DIR/lib.sh"   # bench_fetch_zstd_sdist, ZSTD_SDIST_SPEC
 JOBS=${JOBS:-$(nproc)}
 STATE_FILE_NAME=.bench-tree-state   # lives in OUTDIR, records "changes=N"
 
@@ -36,21 +36,6 @@ die() { echo "make-build-tree.sh: $*" >&2; exit 1; }
 usage() {
     sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
-}
-
-# Prints the path of the cached sdist tarball, downloading it on first use.
-# pip is the only way to fetch source here (PyPI is reachable, GitHub is not).
-fetch_sdist() {
-    local tarball
-    mkdir -p "$CACHE_DIR"
-    tarball=$(find "$CACHE_DIR" -maxdepth 1 -name 'zstd-*.tar.gz' | sort | tail -n 1)
-    if [[ -z $tarball ]]; then
-        echo "downloading sdist $ZSTD_SDIST_SPEC into $CACHE_DIR" >&2
-        pip download --quiet --no-deps --no-binary :all: "$ZSTD_SDIST_SPEC" -d "$CACHE_DIR" >&2
-        tarball=$(find "$CACHE_DIR" -maxdepth 1 -name 'zstd-*.tar.gz' | sort | tail -n 1)
-        [[ -n $tarball ]] || die "pip download produced no zstd-*.tar.gz in $CACHE_DIR"
-    fi
-    echo "$tarball"
 }
 
 # Extracts the sdist's zstd/lib into PROJECT/lib. The sdist ships the C
@@ -176,7 +161,7 @@ create_tree() {
     fi
     rm -rf "$outdir"
     mkdir -p "$outdir"
-    tarball=$(fetch_sdist)
+    tarball=$(bench_fetch_zstd_sdist) || die "could not get the zstd sdist ($ZSTD_SDIST_SPEC)"
     unpack_library_sources "$tarball" "$outdir/project"
     write_makefile "$outdir/project"
     write_roundtrip_program "$outdir/project"

@@ -187,5 +187,6 @@ public final class HTTPStore: Store {
         return "\(c.puts.load(ordering: .relaxed)) uploads (\(ByteCount.human(UInt64(c.bytesSent.load(ordering: .relaxed))))), "
             + "\(c.gets.load(ordering: .relaxed)) downloads (\(ByteCount.human(UInt64(c.bytesReceived.load(ordering: .relaxed))))), "
             + "\(c.heads.load(ordering: .relaxed)) existence checks"
+            + (c.retries.load(ordering: .relaxed) > 0 ? ", \(c.retries.load(ordering: .relaxed)) retried requests" : "")
     }
 }

@@ -120,6 +120,7 @@ import TestSupport
             let entries = directoryEntries(p.path("big")) ?? []
             let listed = entries.map(\.name).filter { $0 != "." && $0 != ".." }
             p.note("5000 entries listed once: \(listed.count == 5002 && Set(listed) == Set(names + ["sub", "link"]))")
+            p.noteSetDifference("listing", got: listed, expected: names + ["sub", "link"])
             p.note("dot entries: \(entries.filter { $0.name == "." || $0.name == ".." }.count)")
             let types = Dictionary(entries.map { ($0.name, $0.type) }, uniquingKeysWith: { a, _ in a })
             p.note("d_type file/dir/link: \(types["entry-7-nnnnnnn"] ?? 0)/\(types["sub"] ?? 0)/\(types["link"] ?? 0)")
@@ -130,6 +131,7 @@ import TestSupport
             let after = Set(p.list("big", record: false) ?? [])
             let expected = Set(names.enumerated().filter { $0.offset % 2 == 1 }.map(\.element) + ["sub", "link"])
             p.note("2500 entries after removal: \(after == expected)")
+            p.noteSetDifference("listing after removal", got: Array(after), expected: Array(expected))
         }
     }
 

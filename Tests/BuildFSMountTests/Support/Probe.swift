@@ -17,6 +17,18 @@ final class Probe {
 
     func note(_ line: String) { lines.append(line) }
 
+    /// Notes what a listing missed, repeated or added, so that a failure
+    /// says which names (nothing is noted when the listing is right).
+    func noteSetDifference(_ label: String, got: [String], expected: [String]) {
+        let counts = Dictionary(got.map { ($0, 1) }, uniquingKeysWith: +)
+        let repeated = counts.filter { $0.value > 1 }.keys.sorted()
+        let missing = Set(expected).subtracting(got).sorted()
+        let extra = Set(got).subtracting(expected).sorted()
+        for (kind, names) in [("missing", missing), ("repeated", repeated), ("extra", extra)] where !names.isEmpty {
+            note("\(label) \(kind) \(names.count): \(names.prefix(5).joined(separator: ", "))")
+        }
+    }
+
     /// Records `label: ok` (or `= value` when `value`), or `label: ENAME`.
     @discardableResult
     func check<T: BinaryInteger>(_ label: String, _ result: T, value: Bool = false) -> T {
@@ -187,13 +199,17 @@ func directoryEntries(_ path: String) -> [(name: String, type: UInt8)]? {
     guard let dir = opendir(path) else { return nil }
     defer { closedir(dir) }
     var result: [(name: String, type: UInt8)] = []
+    errno = 0
     while let entry = readdir(dir) {
         var name = entry.pointee.d_name
         let text = withUnsafePointer(to: &name) {
             $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
         }
         result.append((text, entry.pointee.d_type))
+        errno = 0
     }
+    // readdir's NULL is the end or an error; an error must not pass as a short listing.
+    if errno != 0 { result.append(("(readdir failed: \(errnoName(errno)))", 0)) }
     return result
 }
 

@@ -35,8 +35,6 @@ extension PassthroughFileSystem {
             let fd = try check(Glibc.open(inode.procPath, openFlags(fi.pointee.flags)))
             fi.pointee.fh = UInt64(fd)
             setCaching(fi)
-            // A read-only descriptor has nothing to flush at close.
-            if fi.pointee.flags & O_ACCMODE == O_RDONLY { fi.pointee.noflush = 1 }
             fuse_reply_open(req, fi)
         }
     }
@@ -49,9 +47,15 @@ extension PassthroughFileSystem {
     /// doubled 1 GiB sequential writes). Safe: the kernel drops cached pages
     /// of the range such a write covers, and a write-only descriptor cannot
     /// be mmapped, so linkers writing through mmap keep the page cache.
+    ///
+    /// close() skips the FLUSH round trip (noflush) when it has nothing to
+    /// report: a read-only descriptor, or any descriptor on an upper file
+    /// system whose close never fails (UpperFileSystemType). Locks need no
+    /// FLUSH either: the kernel keeps them itself.
     func setCaching(_ fi: UnsafeMutablePointer<fuse_file_info>) {
         fi.pointee.keep_cache = 1
         if fi.pointee.flags & O_ACCMODE == O_WRONLY { fi.pointee.direct_io = 1 }
+        if fi.pointee.flags & O_ACCMODE == O_RDONLY || upperCloseReportsNothing { fi.pointee.noflush = 1 }
     }
 
     /// Spliced from the upper file. fuse_reply_data answers a failed read

@@ -26,6 +26,8 @@ public final class PassthroughFileSystem: Sendable {
     let daemonGID: gid_t
     /// The snapshot under the upper directory, if the mount has one.
     let lower: LowerSnapshot?
+    /// Whether closing an upper file can fail (see UpperFileSystemType).
+    let upperCloseReportsNothing: Bool
 
     public init(upper: String, lower: LowerSnapshot? = nil) throws {
         upperPath = upper
@@ -37,6 +39,7 @@ public final class PassthroughFileSystem: Sendable {
         table = InodeTable(root: Inode(fd: fd, key: InodeKey(device: UInt64(st.st_dev), inode: UInt64(st.st_ino)),
                                        type: S_IFDIR, cache: nil),
                            cache: DescriptorCache(mountFD: Glibc.open(upper, O_RDONLY | O_DIRECTORY | O_CLOEXEC)))
+        upperCloseReportsNothing = UpperFileSystemType(of: fd).closeReportsNothing
         daemonUID = geteuid()
         daemonGID = getegid()
         switchesIdentity = daemonUID == 0

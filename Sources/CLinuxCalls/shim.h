@@ -9,6 +9,7 @@
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/xattr.h>
+#include <sys/vfs.h>
 
 #define BUILDFS_O_PATH 010000000
 #define BUILDFS_AT_EMPTY_PATH 0x1000
@@ -20,6 +21,13 @@ static const long BUILDFS_UTIME_OMIT = (1l << 30) - 2l;
 /// Flushes every dirty page of the file system holding `fd`: one call makes
 /// all objects written before it durable.
 static inline int buildfs_syncfs(int fd) { return (int)syscall(SYS_syncfs, fd); }
+
+/// The statfs f_type (file system magic number) of the file system holding
+/// `fd`, or 0 when it cannot be read.
+static inline long buildfs_file_system_magic(int fd) {
+    struct statfs info;
+    return fstatfs(fd, &info) == 0 ? (long)info.f_type : 0;
+}
 
 static inline int buildfs_renameat2(int olddirfd, const char *oldpath, int newdirfd,
                                     const char *newpath, unsigned int flags) {

@@ -24,9 +24,10 @@ struct BuildFS: ParsableCommand {
         commandName: "buildfs",
         abstract: "Snapshots of CI build directories in a deduplicated, compressed store.",
         discussion: """
-            Keeps build directories in a content-addressed store of zstd-compressed chunks, so
-            identical content is stored once and a directory can be saved and brought back cheaply.
-            The store is ~/.cache/buildfs unless --store or $BUILDFS_STORE says otherwise.
+            Keeps build directories in a content-addressed store of zstd-compressed
+            chunks, so identical content is stored once and a directory can be saved and
+            brought back cheaply. The store is ~/.cache/buildfs unless --store or
+            $BUILDFS_STORE says otherwise.
 
             Example:
               buildfs import build/ --key linux-gcc-$COMMIT

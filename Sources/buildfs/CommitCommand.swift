@@ -9,11 +9,12 @@ struct CommitCommand: BuildFSCommand {
         commandName: "commit",
         abstract: "Save what a mount shows now as a new snapshot.",
         discussion: """
-            Costs time in proportion to what changed since the snapshot the mount was made from:
-            files never written are taken from that snapshot without being read, directories
-            never opened keep their ids, and a second commit of the same mount reads only what
-            changed since the first. The mount stays usable. Commit when the build is done:
-            files written during the commit may be saved half-written.
+            Costs time in proportion to what changed since the snapshot the mount was
+            made from: files never written are taken from that snapshot without being
+            read, directories never opened keep their ids, and a second commit of the
+            same mount reads only what changed since the first. The mount stays usable.
+            Commit when the build is done: files written during the commit may be saved
+            half-written.
 
             Example:
               buildfs commit /work --key linux-gcc-$COMMIT

@@ -6,10 +6,10 @@ struct ExportCommand: BuildFSCommand {
         commandName: "export",
         abstract: "Write a snapshot out as a plain directory (no FUSE needed).",
         discussion: """
-            Each --from is tried in order, like a CI cache's key and restore-keys: first as an
-            exact key, then as a prefix that picks the newest snapshot whose key starts with it.
-            The target must be empty or not exist. mtimes are restored to the nanosecond; owners
-            are restored when run as root.
+            Each --from is tried in order, like a CI cache's key and restore-keys: first
+            as an exact key, then as a prefix that picks the newest snapshot whose key
+            starts with it. The target must be empty or not exist. mtimes are restored
+            to the nanosecond; owners are restored when run as root.
 
             Example:
               buildfs export build/ --from linux-gcc-$COMMIT --from linux-gcc-

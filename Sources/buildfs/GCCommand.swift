@@ -7,11 +7,11 @@ struct GCCommand: BuildFSCommand {
         commandName: "gc",
         abstract: "Shrink the store: evict snapshots least recently used first, then sweep.",
         discussion: """
-            Snapshots are evicted, least recently used first (a mount or an export counts as a
-            use), until every limit holds; then everything no remaining snapshot needs is removed.
-            Safe while imports, commits and mounts run: gc waits for writers in flight, and they
-            wait for it. Sizes use K, M, G, T (powers of 1000, as ccache) or Ki, Mi, Gi, Ti;
-            durations use s, m, h, d, w.
+            Snapshots are evicted, least recently used first (a mount or an export
+            counts as a use), until every limit holds; then everything no remaining
+            snapshot needs is removed. Safe while imports, commits and mounts run: gc
+            waits for writers in flight, and they wait for it. Sizes use K, M, G, T
+            (powers of 1000, as ccache) or Ki, Mi, Gi, Ti; durations use s, m, h, d, w.
 
             Example:
               buildfs gc --max-size 5G --max-age 7d --keep 3
@@ -75,9 +75,10 @@ struct FsckCommand: BuildFSCommand {
         commandName: "fsck",
         abstract: "Check the store: re-hash every object, check every snapshot is complete.",
         discussion: """
-            Names what is wrong (corrupt or missing objects, broken snapshots, damaged refs and
-            pack indexes) and exits 1 when anything is. --repair removes the corrupt objects and
-            the snapshots that can no longer be read, and nothing healthy.
+            Names what is wrong (corrupt or missing objects, broken snapshots, damaged
+            refs and pack indexes) and exits 1 when anything is. --repair removes the
+            corrupt objects and the snapshots that can no longer be read, and nothing
+            healthy.
 
             Example:
               buildfs fsck

@@ -6,10 +6,10 @@ struct ImportCommand: BuildFSCommand {
         commandName: "import",
         abstract: "Snapshot a directory into the store under a key (no FUSE needed).",
         discussion: """
-            Only files that changed since the parent snapshot are read: a file is taken as
-            unchanged when its path, size, mtime, ctime, inode and mode match. The parent is
-            the newest snapshot imported from the same directory, or the one --parent names.
-            Importing under an existing key replaces that snapshot.
+            Only files that changed since the parent snapshot are read: a file is taken
+            as unchanged when its path, size, mtime, ctime, inode and mode match. The
+            parent is the newest snapshot imported from the same directory, or the one
+            --parent names. Importing under an existing key replaces that snapshot.
 
             Example:
               buildfs import build/ --key linux-gcc-$COMMIT

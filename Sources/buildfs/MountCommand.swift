@@ -9,16 +9,18 @@ struct MountCommand: BuildFSCommand {
         commandName: "mount",
         abstract: "Mount a per-run directory at a stable path (FUSE), optionally over a snapshot.",
         discussion: """
-            Shows the upper directory at MOUNTPOINT; everything written through the mount lands
-            in the upper directory, so a new mount of the same upper directory (after a crash, or
-            in the next container) shows the same tree. With --from, the snapshot found like
-            `export` finds it lies under the upper directory: nothing is copied at mount time,
-            files are read from the store on demand and copied up on their first write, and
-            `buildfs commit` saves what the mount shows as a new snapshot. Returns once the mount is ready; the
-            daemon keeps running in the background (logging to \(MountRegistry.directory)/...log)
-            until `buildfs umount`. The kernel checks permissions against the file modes
-            (default_permissions); add -o allow_other to let other users in.
-            Do not write to the upper directory directly while it is mounted.
+            Shows the upper directory at MOUNTPOINT; everything written through the
+            mount lands in the upper directory, so a new mount of the same upper
+            directory (after a crash, or in the next container) shows the same tree.
+            With --from, the snapshot found like `export` finds it lies under the upper
+            directory: nothing is copied at mount time, files are read from the store on
+            demand and copied up on their first write, and `buildfs commit` saves what
+            the mount shows as a new snapshot. Returns once the mount is ready; the
+            daemon keeps running in the background (logging to
+            \(MountRegistry.directory)/...log) until `buildfs umount`. The kernel
+            checks permissions against the file modes (default_permissions); add
+            -o allow_other to let other users in. Do not write to the upper directory
+            directly while it is mounted.
 
             Example:
               mkdir -p /work /tmp/run-42
@@ -161,8 +163,8 @@ struct UmountCommand: BuildFSCommand {
         commandName: "umount",
         abstract: "Unmount a buildfs mount; everything written before it returns is on disk.",
         discussion: """
-            Waits for the daemon to finish and flushes the upper directory. Also clears a mount
-            whose daemon died ("Transport endpoint is not connected").
+            Waits for the daemon to finish and flushes the upper directory. Also clears
+            a mount whose daemon died ("Transport endpoint is not connected").
 
             Example:
               buildfs umount /work

@@ -7,8 +7,8 @@ struct SnapshotsCommand: BuildFSCommand {
         commandName: "snapshots",
         abstract: "List the snapshots in the store, newest first.",
         discussion: """
-            SIZE is the bytes of file contents; ADDED is what the snapshot added to the store
-            after dedup and compression when it was made.
+            SIZE is the bytes of file contents; ADDED is what the snapshot added to the
+            store after dedup and compression when it was made.
 
             Example:
               buildfs snapshots

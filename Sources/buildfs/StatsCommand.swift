@@ -9,11 +9,11 @@ struct StatsCommand: BuildFSCommand {
         commandName: "stats",
         abstract: "Show what the store holds and what a mount did, like `ccache -s`.",
         discussion: """
-            Store: the bytes of all snapshots' files (logical), of their distinct chunks after
-            dedup (unique), and of the whole store on disk after compression (stored: chunks,
-            directory trees and indexes), with the ratios between them.
-            Mount: bytes read from the store, chunk cache hits and misses, files copied up on
-            their first write, directories laid out, and bytes its commits added.
+            Store: the bytes of all snapshots' files (logical), of their distinct chunks
+            after dedup (unique), and of the whole store on disk after compression
+            (stored: chunks, directory trees and indexes), with the ratios between them.
+            Mount: bytes read from the store, chunk cache hits and misses, files copied
+            up on their first write, directories laid out, and bytes its commits added.
 
             Example:
               buildfs stats /work

@@ -92,6 +92,14 @@ extension PassthroughFileSystem {
         want(FUSE_CAP_PARALLEL_DIROPS)
         want(FUSE_CAP_CACHE_SYMLINKS)
         want(FUSE_CAP_READDIRPLUS)
+        // POSIX ACLs: the kernel checks them (with default_permissions) and
+        // caches them per inode, dropping the cache itself on chmod and
+        // setxattr through the mount; without this it asks the daemon at
+        // every probe (ls -l makes one per file). DONT_MASK hands the
+        // caller's umask to the daemon, which applies it unless the parent
+        // has a default ACL (creationMode), as POSIX says.
+        want(FUSE_CAP_POSIX_ACL)
+        want(FUSE_CAP_DONT_MASK)
         // Kernel-local locks (see the ops table).
         conn.pointee.want &= ~UInt32(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS)
         // Big writes: 1 MiB per request (libfuse 3.14 allows 256 pages).

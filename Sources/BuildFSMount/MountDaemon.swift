@@ -11,7 +11,8 @@ public enum MountDaemon {
     public static func serve(mountpoint: String, upper: String, options: [String], lower: LowerSnapshot? = nil,
                              ready: () -> Void) throws {
         raiseFileLimit()
-        // The kernel already applied the caller's umask to create modes.
+        // Create modes arrive as the daemon must apply them: the daemon
+        // masks them with the caller's umask itself (creationMode).
         umask(0)
         let fileSystem = try PassthroughFileSystem(upper: upper, lower: lower)
         if lower != nil { try fileSystem.layOutRoot() }

@@ -20,11 +20,11 @@ extension PassthroughFileSystem {
     }
 
     func mkdir(_ req: fuse_req_t, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>, _ mode: mode_t) {
-        create(req, in: parent, name) { try check(mkdirat($0.fd, name, mode)) }
+        create(req, in: parent, name) { try check(mkdirat($0.fd, name, creationMode(req, in: $0, mode))) }
     }
 
     func mknod(_ req: fuse_req_t, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>, _ mode: mode_t, _ rdev: dev_t) {
-        create(req, in: parent, name) { try check(mknodat($0.fd, name, mode, rdev)) }
+        create(req, in: parent, name) { try check(mknodat($0.fd, name, creationMode(req, in: $0, mode), rdev)) }
     }
 
     func symlink(_ req: fuse_req_t, _ target: UnsafePointer<CChar>, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>) {
@@ -93,7 +93,9 @@ extension PassthroughFileSystem {
             try ensureExpanded(directory)
             if isInternal(directory, name) { throw Errno(code: EPERM) }
             let flags = openFlags(fi.pointee.flags) | O_CREAT
-            let fd = try asCaller(req) { try check(openat(directory.fd, name, flags, mode)) }
+            let fd = try asCaller(req) {
+                try check(openat(directory.fd, name, flags, creationMode(req, in: directory, mode)))
+            }
             do {
                 let (inode, st) = try lookupEntry(directory, name)
                 var entry = entryParam(inode, st)

@@ -113,6 +113,16 @@ public final class PassthroughFileSystem: Sendable {
         }
     }
 
+    /// The mode a new file or directory in `directory` gets: the caller's
+    /// umask applies unless the directory has a default ACL, which then
+    /// decides alone (the upper file system applies it at creation). The
+    /// kernel leaves this to the daemon (FUSE_CAP_DONT_MASK).
+    func creationMode(_ req: fuse_req_t, in directory: Inode, _ mode: mode_t) -> mode_t {
+        guard let umask = fuse_req_ctx(req)?.pointee.umask, umask != 0 else { return mode }
+        let defaultACL = CLinuxCalls.getxattr(directory.procPath, "system.posix_acl_default", nil, 0)
+        return defaultACL > 0 ? mode : mode & ~umask
+    }
+
     // MARK: lookup, forget, attributes
 
     func lookup(_ req: fuse_req_t, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>) {

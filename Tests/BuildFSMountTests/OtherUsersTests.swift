@@ -81,6 +81,42 @@ struct OtherUsersTests {
         #expect(lines.count > 40)
     }
 
+    /// POSIX ACLs set through the mount: an entry lets nobody read a 0600
+    /// file, removing it shuts nobody out again (the kernel's cached ACL
+    /// must be dropped), a directory's default ACL is inherited and wins
+    /// over the creator's umask, and without one the umask applies.
+    static let aclScript = #"""
+        cd "$1" || exit 9
+        nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups -- sh -c "$1" 2>&1 | sed 's/.*: //'; }
+        umask 022
+        echo x > f; chmod 600 f
+        echo "before: $(nobody 'cat f')"
+        setfacl -m u:nobody:r f && echo "granted: $(nobody 'cat f')"
+        echo "acl: $(getfacl -p --omit-header f | tr '\n' ' ')"
+        echo "ls: $(ls -l f | cut -c1-11)"
+        setfacl -x u:nobody f && echo "revoked: $(nobody 'cat f')"
+        mkdir d; setfacl -m u:nobody:rwx d; setfacl -d -m u:nobody:rw d
+        nobody 'umask 077; touch d/new; mkdir d/sub'
+        echo "inherited: $(stat -c '%n %a' d/new d/sub | tr '\n' ' ')"
+        echo "inherited acl: $(getfacl -p --omit-header d/new | tr '\n' ' ')"
+        touch plain; mkdir plaind
+        echo "umask applies: $(stat -c '%n %a' plain plaind | tr '\n' ' ')"
+        """#
+
+    @Test func aclsGrantRevokeAndInheritAsOnAPlainDirectory() throws {
+        let fixture = try MountFixture(options: ["allow_other"])
+        chmod(fixture.directory.path, 0o755)
+        expectSameOnMountAndPlain(fixture, expecting: [
+            "before: Permission denied", "granted: x", "ls: -rw-r-----+", "revoked: Permission denied",
+            "inherited: d/new 664 d/sub 775 ", "umask applies: plain 644 plaind 755 ",
+        ]) { p in
+            p.check("chmod root", chmod(p.root, 0o755))
+            let result = Run.command(["/bin/bash", "-c", OtherUsersTests.aclScript, "bash", p.root], timeout: 60)
+            for line in result.stdout.split(separator: "\n") { p.note(String(line)) }
+            p.note("exit \(result.status)")
+        }
+    }
+
     @Test(.enabled(if: MountKind.current.isFUSE, "FUSE's rule"))
     func otherUsersAreShutOutWithoutAllowOther() throws {
         let fixture = try MountFixture()

@@ -14,12 +14,9 @@
 # shellcheck source-path=SCRIPTDIR
 set -Eeuo pipefail
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO_DIR=$(dirname "$BENCH_DIR")
 # shellcheck source=lib.sh
 . "$BENCH_DIR/lib.sh"
-BUILDFS=${BUILDFS:-$REPO_DIR/.build/release/buildfs}
-RESULTS=${RESULTS:-$BENCH_DIR/results/fuse-floor.md}
-WORK_ROOT=${WORK_ROOT:-$BENCH_DIR/work/fuse-floor}
+bench_paths fuse-floor
 UNTAR_SOURCES=${UNTAR_SOURCES:-/usr/include /usr/share/perl /usr/share/zoneinfo}
 PROBES=${PROBES:-20000}
 FS_LIST=(native buildfs bindfs fuse-overlayfs)

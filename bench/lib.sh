@@ -17,6 +17,16 @@ SETTLE_SECONDS=${SETTLE_SECONDS:-360}
 # Touched after every bulk deletion by any bench script (see bench_bulk_delete).
 BENCH_SETTLE_MARK=$_BENCH_LIB_DIR/work/.last-bulk-delete
 
+# bench_paths NAME: the defaults of a bench script named NAME, kept where
+# the caller set them: BUILDFS (the release build), RESULTS
+# (bench/results/NAME.md) and WORK_ROOT (bench/work/NAME, git-ignored).
+# shellcheck disable=SC2034 # the caller reads them
+bench_paths() {
+    BUILDFS=${BUILDFS:-$_BENCH_LIB_DIR/../.build/release/buildfs}
+    RESULTS=${RESULTS:-$_BENCH_LIB_DIR/results/$1.md}
+    WORK_ROOT=${WORK_ROOT:-$_BENCH_LIB_DIR/work/$1}
+}
+
 # bench_fetch_zstd_sdist: prints the path of the cached zstd sdist (the
 # python-zstd package, which ships zstd's C sources), downloading it with pip
 # on first use. PyPI is the only source registry reachable here.

@@ -22,13 +22,10 @@
 set -Eeuo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO_DIR=$(dirname "$BENCH_DIR")
 # shellcheck source=lib.sh
 . "$BENCH_DIR/lib.sh"
 
-BUILDFS=${BUILDFS:-$REPO_DIR/.build/release/buildfs}
-RESULTS=${RESULTS:-$BENCH_DIR/results/many-files-rss.md}
-WORK_ROOT=${WORK_ROOT:-$BENCH_DIR/work/many-files-rss}
+bench_paths many-files-rss
 FILES=200000
 ROUNDS=3
 BUILDFS_BEFORE=

@@ -21,13 +21,10 @@
 set -Eeuo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO_DIR=$(dirname "$BENCH_DIR")
 # shellcheck source=lib.sh
 . "$BENCH_DIR/lib.sh"
 
-BUILDFS=${BUILDFS:-$REPO_DIR/.build/release/buildfs}
-RESULTS=${RESULTS:-$BENCH_DIR/results/sequential-io.md}
-WORK_ROOT=${WORK_ROOT:-$BENCH_DIR/work/sequential-io}
+bench_paths sequential-io
 ROUNDS=5
 MIB=1024
 BUILDFS_BEFORE=

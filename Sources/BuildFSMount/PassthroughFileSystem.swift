@@ -39,7 +39,7 @@ public final class PassthroughFileSystem: Sendable {
         table = InodeTable(root: Inode(fd: fd, key: InodeKey(device: UInt64(st.st_dev), inode: UInt64(st.st_ino)),
                                        type: S_IFDIR, cache: nil),
                            cache: DescriptorCache(mountFD: Glibc.open(upper, O_RDONLY | O_DIRECTORY | O_CLOEXEC)))
-        upperCloseReportsNothing = UpperFileSystemType(of: fd).closeReportsNothing
+        upperCloseReportsNothing = UpperFileSystemType.closeReportsNothing(on: fd)
         daemonUID = geteuid()
         daemonGID = getegid()
         switchesIdentity = daemonUID == 0

@@ -11,8 +11,8 @@ public enum MountDaemon {
     public static func serve(mountpoint: String, upper: String, options: [String], lower: LowerSnapshot? = nil,
                              ready: () -> Void) throws {
         raiseFileLimit()
-        // Create modes arrive as the daemon must apply them: the daemon
-        // masks them with the caller's umask itself (creationMode).
+        // The kernel leaves the caller's umask to the daemon (DONT_MASK),
+        // which applies it per request (creationMode): its own must be 0.
         umask(0)
         let fileSystem = try PassthroughFileSystem(upper: upper, lower: lower)
         if lower != nil { try fileSystem.layOutRoot() }

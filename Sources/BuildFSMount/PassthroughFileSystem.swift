@@ -26,7 +26,7 @@ public final class PassthroughFileSystem: Sendable {
     let daemonGID: gid_t
     /// The snapshot under the upper directory, if the mount has one.
     let lower: LowerSnapshot?
-    /// Whether closing an upper file can fail (see UpperFileSystemType).
+    /// Whether closing an upper file never fails (see UpperFileSystemType).
     let upperCloseReportsNothing: Bool
 
     public init(upper: String, lower: LowerSnapshot? = nil) throws {

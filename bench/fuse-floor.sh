@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Why untar and ls -lR stay several times native on any FUSE mount here:
-# counts the FUSE requests each workload costs per tree entry (the daemon's
-# reads of /dev/fuse, by strace) and times one request round trip (a
-# getxattr the daemon must answer), for buildfs and the two peers. Their
+# Why untar, find and ls -lR stay several times native on any FUSE mount
+# here: counts the FUSE requests each workload costs per tree entry (the
+# daemon's reads of /dev/fuse, by strace) and times one request round trip
+# (a getxattr the daemon must answer), for buildfs and the two peers. Their
 # product is the least time FUSE can take, against the native time.
 #
-#   bench/fuse-floor.sh [--fs LIST]
+#   bench/fuse-floor.sh [--fs LIST] [--rounds N]
 #
 # Environment: BUILDFS (default <repo>/.build/release/buildfs), RESULTS
 # (default bench/results/fuse-floor.md), WORK_ROOT (bench/work/fuse-floor),
@@ -20,11 +20,14 @@ bench_paths fuse-floor
 UNTAR_SOURCES=${UNTAR_SOURCES:-/usr/include /usr/share/perl /usr/share/zoneinfo}
 PROBES=${PROBES:-20000}
 FS_LIST=(native buildfs bindfs fuse-overlayfs)
+ROUNDS=3
 while (( $# )); do
     bench_fs_option "$1" "${2:-}" || { echo "unknown option $1" >&2; exit 2; }
     shift 2
 done
 bench_check_fs_list
+# Every ratio is against native: it is always measured.
+[[ " ${FS_LIST[*]} " == *" native "* ]] || FS_LIST=(native "${FS_LIST[@]}")
 command -v strace >/dev/null || { echo "needs strace (apt-get install strace)" >&2; exit 1; }
 
 if [[ -e $WORK_ROOT ]]; then bench_bulk_delete "$WORK_ROOT"; fi
@@ -37,7 +40,7 @@ tar -cf "$TARBALL" -C / "${sources[@]#/}" 2>/dev/null
 ENTRIES=$(tar -tf "$TARBALL" | wc -l)
 bench_wait_for_settle
 
-# seconds FUNCTION...: wall seconds of one command.
+# seconds COMMAND...: wall seconds of one command.
 seconds() {
     local start=$EPOCHREALTIME
     "$@" >/dev/null 2>&1
@@ -72,54 +75,81 @@ print(f"{(time.perf_counter() - start) / n * 1e6:.1f}")
 EOF
 }
 
-declare -A untar_s ls_s untar_req ls_req rt_us
-for fs in "${FS_LIST[@]}"; do
-    dir=$WORK_ROOT/$fs
-    bench_fs_open "$fs" "$dir"
+# One timed round of FS: a fresh tree untarred, then the second find and
+# ls -lR of it (the first fills the kernel's caches), and the round trip.
+TIMES=$WORK_ROOT/times
+mkdir -p "$TIMES"
+time_round() {
+    local fs=$1 round=$2
+    bench_fs_open "$fs" "$WORK_ROOT/$fs-$round"
     sync
-    untar_s[$fs]=$(seconds tar -xf "$TARBALL" -C "$BENCH_FS_DIR")
+    seconds tar -xf "$TARBALL" -C "$BENCH_FS_DIR" >>"$TIMES/$fs.untar"
+    find "$BENCH_FS_DIR" >/dev/null
+    seconds find "$BENCH_FS_DIR" >>"$TIMES/$fs.find"
     ls -lR "$BENCH_FS_DIR" >/dev/null
-    ls_s[$fs]=$(seconds ls -lR "$BENCH_FS_DIR")
+    seconds ls -lR "$BENCH_FS_DIR" >>"$TIMES/$fs.ls"
     touch "$BENCH_FS_DIR/probe"
-    rt_us[$fs]=$(probe "$BENCH_FS_DIR/probe")
-    if [[ $fs != native ]]; then
-        bench_fs_close
-        bench_fs_open "$fs" "$dir-counted"  # fresh: deleting would slow ext4 (lib.sh)
-        untar_req[$fs]=$(requests "$BENCH_FS_PID" tar -xf "$TARBALL" -C "$BENCH_FS_DIR")
-        ls -lR "$BENCH_FS_DIR" >/dev/null
-        ls_req[$fs]=$(requests "$BENCH_FS_PID" ls -lR "$BENCH_FS_DIR")
-    fi
-    cut -d' ' -f1 /proc/loadavg >>"$BENCH_LOAD_LOG"
+    probe "$BENCH_FS_DIR/probe" >>"$TIMES/$fs.rt"
+    bench_fs_close
+}
+bench_round_robin "$ROUNDS" time_round "${FS_LIST[@]}"
+
+# The same workloads once more per FUSE file system, traced, on a fresh
+# tree (deleting one would slow ext4, see lib.sh).
+declare -A untar_req find_req ls_req
+for fs in "${FS_LIST[@]}"; do
+    [[ $fs == native ]] && continue
+    bench_fs_open "$fs" "$WORK_ROOT/$fs-counted"
+    untar_req[$fs]=$(requests "$BENCH_FS_PID" tar -xf "$TARBALL" -C "$BENCH_FS_DIR")
+    find "$BENCH_FS_DIR" >/dev/null
+    find_req[$fs]=$(requests "$BENCH_FS_PID" find "$BENCH_FS_DIR")
+    ls -lR "$BENCH_FS_DIR" >/dev/null
+    ls_req[$fs]=$(requests "$BENCH_FS_PID" ls -lR "$BENCH_FS_DIR")
     bench_fs_close
 done
 
+median() { bench_median "$TIMES/$1.$2"; }
+
 {
-    bench_report_header "FUSE request floor: untar and ls -lR" 1 "$WORK_ROOT"
+    bench_report_header "FUSE request floor: untar, find and ls -lR" "$ROUNDS" "$WORK_ROOT"
     echo "- tree: $ENTRIES entries ($UNTAR_SOURCES), tar as root (owners, modes, mtimes restored)"
     echo
-    echo "| filesystem | untar | requests / entry | ls -lR (2nd) | requests / entry | one round trip | untar floor | ls -lR floor |"
+    echo "Medians of the rounds; in parentheses the ratio to native, then requests per tree entry."
+    echo "Floor = requests × one round trip, the time the requests alone take (ratio to native)."
+    echo
+    echo "| filesystem | one round trip | untar | untar floor | find (2nd) | find floor | ls -lR (2nd) | ls -lR floor |"
     echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    nu=$(median native untar) nf=$(median native find) nl=$(median native ls)
+    awk -v u="$nu" -v f="$nf" -v l="$nl" -v rt="$(median native rt)" 'BEGIN {
+        printf "| native | %.1f µs (the syscall) | %.2f s | — | %.3f s | — | %.3f s | — |\n", rt, u, f, l }'
     for fs in "${FS_LIST[@]}"; do
-        if [[ $fs == native ]]; then
-            awk -v u="${untar_s[$fs]}" -v l="${ls_s[$fs]}" -v rt="${rt_us[$fs]}" \
-                'BEGIN { printf "| native | %.2f s | — | %.3f s | — | %.1f µs (the syscall) | — | — |\n", u, l, rt }'
-            continue
-        fi
-        awk -v fs="$fs" -v u="${untar_s[$fs]}" -v l="${ls_s[$fs]}" -v ur="${untar_req[$fs]}" -v lr="${ls_req[$fs]}" \
-            -v rt="${rt_us[$fs]}" -v n="$ENTRIES" -v nu="${untar_s[native]}" -v nl="${ls_s[native]}" 'BEGIN {
-            printf "| %s | %.2f s (%.1f×) | %.1f | %.3f s (%.1f×) | %.1f | %.1f µs | %.2f s (%.1f×) | %.3f s (%.1f×) |\n",
-                fs, u, u / nu, ur / n, l, l / nl, lr / n, rt, ur * rt / 1e6, ur * rt / 1e6 / nu, lr * rt / 1e6, lr * rt / 1e6 / nl }'
+        [[ $fs == native ]] && continue
+        awk -v fs="$fs" -v n="$ENTRIES" -v rt="$(median "$fs" rt)" \
+            -v u="$(median "$fs" untar)" -v ur="${untar_req[$fs]}" -v nu="$nu" \
+            -v f="$(median "$fs" find)" -v fr="${find_req[$fs]}" -v nf="$nf" \
+            -v l="$(median "$fs" ls)" -v lr="${ls_req[$fs]}" -v nl="$nl" '
+            function cell(t, r, base) { return sprintf("%.3f s (%.1f×, %.1f req)", t, t / base, r / n) }
+            function floor(r, base) { return sprintf("%.3f s (%.1f×)", r * rt / 1e6, r * rt / 1e6 / base) }
+            BEGIN { printf "| %s | %.1f µs | %s | %s | %s | %s | %s | %s |\n", fs, rt,
+                cell(u, ur, nu), floor(ur, nu), cell(f, fr, nf), floor(fr, nf), cell(l, lr, nl), floor(lr, nl) }'
     done
     echo
-    echo "Floor = requests × one round trip: the time the requests alone take, before the"
-    echo "daemon does any work, assuming the writer never overlaps with them. Ratios are"
-    echo "against native. Targets: untar ≤ 1.3×, ls -lR ≤ 1.5×."
+    echo "Targets: untar ≤ 1.3×, find and ls -lR ≤ 1.5×. The floor assumes the program never"
+    echo "overlaps its work with a request; the daemon's own work comes on top."
     echo
-    echo "Method: one run per filesystem, each on a fresh directory. untar and the second"
-    echo "\`ls -lR\` are timed without tracing; then the same runs again on a fresh mount with"
-    echo "\`strace -f -e trace=read\` on the daemon, counting its reads of /dev/fuse (one per"
-    echo "request). The round trip is the mean of $PROBES \`getxattr\` calls of an unset name"
-    echo "on one file (the kernel caches no xattrs, so every call reaches the daemon)."
+    echo "Method: $ROUNDS rounds, every filesystem once per round on a fresh directory, the first"
+    echo "one rotating. Timed: untar, then \`find\` and \`ls -lR\` each run once untimed and"
+    echo "then timed (the second run is the number). Then, once per FUSE filesystem on another"
+    echo "fresh mount, the same runs with \`strace -f -e trace=read\` on the daemon, counting its"
+    echo "reads of /dev/fuse (one per request). The round trip is the mean of $PROBES \`getxattr\`"
+    echo "calls of an unset name on one file (the kernel caches no xattrs, so every call reaches"
+    echo "the daemon); its median over the rounds is shown."
+    echo
+    echo "Every round (seconds, in run order):"
+    echo
+    for fs in "${FS_LIST[@]}"; do
+        for w in untar find ls; do echo "- $fs $w: $(tr '\n' ' ' <"$TIMES/$fs.$w")"; done
+    done
 } >"$RESULTS"
 bench_bulk_delete "$WORK_ROOT"
 cat "$RESULTS"

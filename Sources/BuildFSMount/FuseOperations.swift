@@ -36,11 +36,11 @@ enum FuseOperations {
         }
         ops.link = { req, ino, newParent, newName in serve(req) { $0.link(req!, ino, newParent, newName!) } }
         ops.open = { req, ino, fi in serve(req) { $0.open(req!, ino, fi!) } }
-        ops.read = { req, _, size, offset, fi in serve(req) { $0.read(req!, size, offset, fi!) } }
-        ops.write_buf = { req, _, buffers, offset, fi in serve(req) { $0.writeBuffer(req!, buffers!, offset, fi!) } }
+        ops.read = { req, ino, size, offset, fi in serve(req) { $0.read(req!, ino, size, offset, fi!) } }
+        ops.write_buf = { req, ino, buffers, offset, fi in serve(req) { $0.writeBuffer(req!, ino, buffers!, offset, fi!) } }
         ops.flush = { req, _, fi in serve(req) { $0.flush(req!, fi!) } }
         ops.release = { req, _, fi in serve(req) { $0.release(req!, fi!) } }
-        ops.fsync = { req, _, dataOnly, fi in serve(req) { $0.fsync(req!, dataOnly != 0, fi!) } }
+        ops.fsync = { req, ino, dataOnly, fi in serve(req) { $0.fsync(req!, ino, dataOnly != 0, fi!) } }
         ops.opendir = { req, ino, fi in serve(req) { $0.opendir(req!, ino, fi!) } }
         ops.readdir = { req, ino, size, offset, fi in serve(req) { $0.readdir(req!, ino, size, offset, fi!, plus: false) } }
         ops.readdirplus = { req, ino, size, offset, fi in serve(req) { $0.readdir(req!, ino, size, offset, fi!, plus: true) } }
@@ -54,8 +54,8 @@ enum FuseOperations {
         ops.listxattr = { req, ino, size in serve(req) { $0.listxattr(req!, ino, size) } }
         ops.removexattr = { req, ino, name in serve(req) { $0.removexattr(req!, ino, name!) } }
         ops.create = { req, parent, name, mode, fi in serve(req) { $0.create(req!, parent, name!, mode, fi!) } }
-        ops.fallocate = { req, _, mode, offset, length, fi in
-            serve(req) { $0.fallocate(req!, mode, offset, length, fi!) }
+        ops.fallocate = { req, ino, mode, offset, length, fi in
+            serve(req) { $0.fallocate(req!, ino, mode, offset, length, fi!) }
         }
         // No getlk/setlk/flock: without them the kernel keeps POSIX and
         // flock locks itself, which is right while the mount is the only
@@ -100,6 +100,10 @@ extension PassthroughFileSystem {
         // has a default ACL (creationMode), as POSIX says.
         want(FUSE_CAP_POSIX_ACL)
         want(FUSE_CAP_DONT_MASK)
+        // No-open mode (see PassthroughFileSystem+Files) has no OPEN to
+        // truncate in: O_TRUNC comes as a SETATTR of size 0 instead (which
+        // also copies up a stub, as the open did).
+        conn.pointee.want &= ~UInt32(FUSE_CAP_ATOMIC_O_TRUNC)
         // Kernel-local locks (see the ops table).
         conn.pointee.want &= ~UInt32(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS)
         // Big writes: 1 MiB per request (libfuse 3.14 allows 256 pages).

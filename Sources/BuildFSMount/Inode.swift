@@ -79,8 +79,18 @@ final class Inode: @unchecked Sendable {
         return reopened
     }
 
-    /// Holds a descriptor that may be closed (and reopened by handle).
-    var isEvictable: Bool { handle.exists && descriptor.load(ordering: .relaxed) >= 0 }
+    /// Holds a descriptor that may be closed (and reopened by handle). A
+    /// regular file whose last link is gone is not: a program may still
+    /// have it open (the kernel opens files without telling the daemon, see
+    /// PassthroughFileSystem+Files), and only this descriptor keeps its
+    /// bytes; no handle reopens it.
+    var isEvictable: Bool {
+        let fd = descriptor.load(ordering: .relaxed)
+        guard handle.exists, fd >= 0 else { return false }
+        guard isRegularFile else { return true }
+        var st = stat()
+        return fstat(fd, &st) != 0 || st.st_nlink > 0
+    }
 
     /// Whether the descriptor was used since the last call (which clears it).
     func wasUsedRecently() -> Bool { recentlyUsed.exchange(false, ordering: .relaxed) }

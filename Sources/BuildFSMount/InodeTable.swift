@@ -46,6 +46,11 @@ final class InodeTable: Sendable {
         }
     }
 
+    /// The inode of `key` if the kernel knows it (no lookup counted).
+    func known(_ key: InodeKey) -> Inode? {
+        inodes.withLock { $0.find(key) }
+    }
+
     /// The kernel dropped `count` lookups of `number`.
     func forget(_ number: fuse_ino_t, count: UInt64) {
         if number == fuse_ino_t(FUSE_ROOT_ID) { return }

@@ -5,6 +5,8 @@ import Synchronization
 struct LowerState: Sendable {
     /// A file not hydrated yet: its content is in the store.
     var stub: StubReference?
+    /// The stub's chunk list, once a read needed it.
+    var content: StubContent?
     /// A directory not expanded yet: its entries are this tree's.
     var pendingTree: ObjectID?
     /// A directory whose entries and whose subdirectories' entries are laid

@@ -3,7 +3,22 @@ import CFuse3
 import CLinuxCalls
 import Glibc
 
-/// Open files: the file handle (`fi.fh`) is a real descriptor on the upper file.
+/// File contents. A root daemon serves them without open files: it answers
+/// the kernel's first OPEN with ENOSYS, and from then on the kernel opens
+/// and closes files on its own (FUSE "no open" mode) and sends reads and
+/// writes without a handle (fh 0). Every open() and close() is then free of
+/// round trips (a warm walk that reads every file made two per file, more
+/// than native needs to read the file), and pages are kept across opens,
+/// which is what the daemon would ask for anyway (see `setCaching`). Each
+/// read or write reopens the upper file through its inode's O_PATH
+/// descriptor for that one request. In this mode the kernel sends no
+/// RELEASE, not even for create(), so create() keeps no descriptor either.
+///
+/// A daemon without CAP_DAC_OVERRIDE (not root, or root with it dropped)
+/// could not reopen a file that is no longer writable by mode (`cp` of a
+/// read-only file writes into the copy it made read-only): it serves real
+/// opens, with the upper descriptor as the handle (none for a stub opened
+/// read-only: it is read from the store by inode).
 extension PassthroughFileSystem {
     /// The flags to open the upper file with. The kernel sends every write
     /// with its offset (the end of the file for O_APPEND): an O_APPEND upper
@@ -14,39 +29,31 @@ extension PassthroughFileSystem {
     }
 
     func open(_ req: fuse_req_t, _ ino: fuse_ino_t, _ fi: UnsafeMutablePointer<fuse_file_info>) {
+        if servesWithoutOpens {
+            fuse_reply_err(req, ENOSYS)
+            return
+        }
         replying(req) {
             let inode = table.inode(ino)
-            if let lower, let stub = lowerState(inode)?.stub {
-                if fi.pointee.flags & O_ACCMODE == O_RDONLY && fi.pointee.flags & O_TRUNC == 0 {
-                    // Read-only: served from the store, nothing copied.
-                    let chunks: [ChunkRef]
-                    do { chunks = try lower.chunkList(of: stub) } catch {
-                        log("opening a file of snapshot '\(lower.key)': \(error)")
-                        throw Errno(code: EIO)
-                    }
-                    fi.pointee.fh = StubReadHandle(inode: inode, chunks: chunks).fileHandle
-                    fi.pointee.keep_cache = 1
-                    fi.pointee.noflush = 1 // nothing to flush: spare close() a round trip
-                    fuse_reply_open(req, fi)
-                    return
-                }
-                try hydrateIfStub(inode)
+            if fi.pointee.flags & O_ACCMODE == O_RDONLY, try stubContent(inode) != nil {
+                fi.pointee.fh = 0
+            } else {
+                if fi.pointee.flags & O_ACCMODE != O_RDONLY { try hydrateIfStub(inode) }
+                fi.pointee.fh = UInt64(try check(Glibc.open(inode.procPath, openFlags(fi.pointee.flags))))
             }
-            let fd = try check(Glibc.open(inode.procPath, openFlags(fi.pointee.flags)))
-            fi.pointee.fh = UInt64(fd)
             setCaching(fi)
             fuse_reply_open(req, fi)
         }
     }
 
-    /// How the kernel caches a file opened on the upper file. Pages stay
-    /// valid across opens (keep_cache): nobody else writes the file. A
-    /// write-only descriptor skips the kernel's page cache (direct_io): its
-    /// writes go to the daemon straight from the writer's buffer instead of
-    /// first being copied into pages that nobody reads through it (which
-    /// doubled 1 GiB sequential writes). Safe: the kernel drops cached pages
-    /// of the range such a write covers, and a write-only descriptor cannot
-    /// be mmapped, so linkers writing through mmap keep the page cache.
+    /// How the kernel caches an open file (in no-open mode, one made by
+    /// create()). Pages stay valid across opens (keep_cache): nobody else
+    /// writes the file. A write-only descriptor skips the kernel's page cache (direct_io): its writes go
+    /// to the daemon straight from the writer's buffer instead of first
+    /// being copied into pages that nobody reads through it (which doubled
+    /// 1 GiB sequential writes). Safe: the kernel drops cached pages of the
+    /// range such a write covers, and a write-only descriptor cannot be
+    /// mmapped, so linkers writing through mmap keep the page cache.
     ///
     /// close() skips the FLUSH round trip (noflush) when it has nothing to
     /// report: a read-only descriptor, or any descriptor on an upper file
@@ -58,91 +65,99 @@ extension PassthroughFileSystem {
         if fi.pointee.flags & O_ACCMODE == O_RDONLY || upperCloseReportsNothing { fi.pointee.noflush = 1 }
     }
 
-    /// Spliced from the upper file. fuse_reply_data answers a failed read
-    /// with the error itself: replying again would free the request twice.
-    func read(_ req: fuse_req_t, _ size: Int, _ offset: off_t, _ fi: UnsafeMutablePointer<fuse_file_info>) {
-        if let handle = StubReadHandle.from(fi.pointee.fh) {
-            readStub(req, handle, size, offset)
-            return
-        }
-        _ = buildfs_reply_fd_data(req, Int32(truncatingIfNeeded: fi.pointee.fh), offset, size)
+    /// Runs `body` on the request's descriptor if it has one, else on the
+    /// upper file reopened with `flags` for this request.
+    @discardableResult
+    func withDescriptor<R>(_ inode: Inode, _ fi: UnsafeMutablePointer<fuse_file_info>, _ flags: Int32,
+                           _ body: (Int32) throws -> R) throws -> R {
+        if fi.pointee.fh != 0 { return try body(Int32(truncatingIfNeeded: fi.pointee.fh)) }
+        let fd = try check(Glibc.open(inode.procPath, flags | O_CLOEXEC))
+        defer { close(fd) }
+        return try body(fd)
     }
 
-    /// A damaged or missing chunk is an I/O error for the reader and a named
-    /// error in the log: never wrong bytes.
-    private func readStub(_ req: fuse_req_t, _ handle: StubReadHandle, _ size: Int, _ offset: off_t) {
-        guard let lower else { return }
-        if lowerState(handle.inode)?.stub == nil {
-            // Hydrated meanwhile through another descriptor: the upper file is current.
-            replying(req) {
-                let fd = try check(Glibc.open(handle.inode.procPath, O_RDONLY | O_CLOEXEC))
-                defer { close(fd) }
-                var buffer = [UInt8](repeating: 0, count: size)
-                let n = try check(pread(fd, &buffer, size, offset))
-                fuse_reply_buf(req, buffer, n)
+    /// A stub is read from the store (a damaged or missing chunk is an I/O
+    /// error for the reader and a named error in the log: never wrong
+    /// bytes); anything else is spliced from the upper file. fuse_reply_data
+    /// answers a failed read with the error itself: replying again would
+    /// free the request twice.
+    func read(_ req: fuse_req_t, _ ino: fuse_ino_t, _ size: Int, _ offset: off_t,
+              _ fi: UnsafeMutablePointer<fuse_file_info>) {
+        let inode = table.inode(ino)
+        let stub: StubContent?
+        do { stub = try stubContent(inode) } catch {
+            fuse_reply_err(req, (error as? Errno)?.code ?? EIO)
+            return
+        }
+        if let stub, let lower {
+            do {
+                let bytes = try stub.read(lower, size: size, offset: UInt64(offset))
+                fuse_reply_buf(req, bytes, bytes.count)
+            } catch {
+                log("read of snapshot '\(lower.key)' failed: \(error)")
+                fuse_reply_err(req, EIO)
             }
             return
         }
         do {
-            let bytes = try handle.read(lower, size: size, offset: UInt64(offset))
-            fuse_reply_buf(req, bytes, bytes.count)
-        } catch let error as BuildFSError {
-            log("read of snapshot '\(lower.key)' failed: \(error.description)")
-            fuse_reply_err(req, EIO)
+            try withDescriptor(inode, fi, O_RDONLY) { fd in _ = buildfs_reply_fd_data(req, fd, offset, size) }
         } catch {
-            fuse_reply_err(req, EIO)
+            fuse_reply_err(req, (error as? Errno)?.code ?? EIO)
         }
     }
 
-    func writeBuffer(_ req: fuse_req_t, _ buffers: UnsafeMutablePointer<fuse_bufvec>, _ offset: off_t,
-                     _ fi: UnsafeMutablePointer<fuse_file_info>) {
-        let written = buildfs_write_buf_to_fd(buffers, Int32(truncatingIfNeeded: fi.pointee.fh), offset)
-        if written < 0 {
-            fuse_reply_err(req, Int32(-written))
-        } else {
+    /// The first write to a stub copies it up.
+    func writeBuffer(_ req: fuse_req_t, _ ino: fuse_ino_t, _ buffers: UnsafeMutablePointer<fuse_bufvec>,
+                     _ offset: off_t, _ fi: UnsafeMutablePointer<fuse_file_info>) {
+        replying(req) {
+            let inode = table.inode(ino)
+            try hydrateIfStub(inode)
+            let written = try withDescriptor(inode, fi, O_WRONLY) { buildfs_write_buf_to_fd(buffers, $0, offset) }
+            if written < 0 { throw Errno(code: Int32(-written)) }
             fuse_reply_write(req, Int(written))
         }
     }
 
-    /// Called at every close of a descriptor: report close-time errors of
-    /// the upper file (as NFS-like file systems do) without closing ours.
+    /// Called at close. On an upper file system whose close never fails,
+    /// ENOSYS tells the kernel to stop sending FLUSH for the whole mount.
+    /// Elsewhere (NFS-like upper directories) close-time errors of the
+    /// upper file are reported: an open descriptor is checked without
+    /// closing it; a reopened one was closed, and checked, by the request
+    /// that wrote through it.
     func flush(_ req: fuse_req_t, _ fi: UnsafeMutablePointer<fuse_file_info>) {
-        if StubReadHandle.from(fi.pointee.fh) != nil {
-            fuse_reply_err(req, 0)
+        if upperCloseReportsNothing {
+            fuse_reply_err(req, ENOSYS)
             return
         }
         replying(req) {
-            try check(close(try check(dup(Int32(truncatingIfNeeded: fi.pointee.fh)))))
+            if fi.pointee.fh != 0 { try check(close(try check(dup(Int32(truncatingIfNeeded: fi.pointee.fh))))) }
             fuse_reply_err(req, 0)
         }
     }
 
     func release(_ req: fuse_req_t, _ fi: UnsafeMutablePointer<fuse_file_info>) {
-        if StubReadHandle.from(fi.pointee.fh) != nil {
-            StubReadHandle.release(fi.pointee.fh)
-        } else {
-            close(Int32(truncatingIfNeeded: fi.pointee.fh))
-        }
+        if fi.pointee.fh != 0 { close(Int32(truncatingIfNeeded: fi.pointee.fh)) }
         fuse_reply_err(req, 0)
     }
 
-    func fsync(_ req: fuse_req_t, _ dataOnly: Bool, _ fi: UnsafeMutablePointer<fuse_file_info>) {
-        if StubReadHandle.from(fi.pointee.fh) != nil {
-            fuse_reply_err(req, 0) // nothing was written through it
-            return
-        }
+    /// A stub has nothing written to sync.
+    func fsync(_ req: fuse_req_t, _ ino: fuse_ino_t, _ dataOnly: Bool, _ fi: UnsafeMutablePointer<fuse_file_info>) {
         replying(req) {
-            let fd = Int32(truncatingIfNeeded: fi.pointee.fh)
-            try check(dataOnly ? fdatasync(fd) : Glibc.fsync(fd))
+            let inode = table.inode(ino)
+            if try stubContent(inode) == nil {
+                try withDescriptor(inode, fi, O_RDONLY) { try check(dataOnly ? fdatasync($0) : Glibc.fsync($0)) }
+            }
             fuse_reply_err(req, 0)
         }
     }
 
-    func fallocate(_ req: fuse_req_t, _ mode: Int32, _ offset: off_t, _ length: off_t,
+    /// Allocating (or punching) changes content: a stub is copied up first.
+    func fallocate(_ req: fuse_req_t, _ ino: fuse_ino_t, _ mode: Int32, _ offset: off_t, _ length: off_t,
                    _ fi: UnsafeMutablePointer<fuse_file_info>) {
         replying(req) {
-            if StubReadHandle.from(fi.pointee.fh) != nil { throw Errno(code: EBADF) }
-            try check(buildfs_fallocate(Int32(truncatingIfNeeded: fi.pointee.fh), mode, offset, length))
+            let inode = table.inode(ino)
+            try hydrateIfStub(inode)
+            try withDescriptor(inode, fi, O_WRONLY) { try check(buildfs_fallocate($0, mode, offset, length)) }
             fuse_reply_err(req, 0)
         }
     }

@@ -68,6 +68,26 @@ extension PassthroughFileSystem {
                 throw Errno(code: EIO)
             }
             state?.stub = nil
+            state?.content = nil
+        }
+    }
+
+    /// What reads of the inode are served from while it is a stub: its
+    /// chunk list, read from the snapshot once and kept with the inode.
+    /// Nil once it is hydrated (the upper file is current then).
+    func stubContent(_ inode: Inode) throws -> StubContent? {
+        guard let lower, lowerState(inode)?.stub != nil else { return nil }
+        return try inode.withLowerState { (state) throws(Errno) -> StubContent? in
+            guard let stub = state?.stub else { return nil }
+            if let content = state?.content { return content }
+            do {
+                let content = StubContent(chunks: try lower.chunkList(of: stub))
+                state?.content = content
+                return content
+            } catch {
+                log("opening a file of snapshot '\(lower.key)': \(error)")
+                throw Errno(code: EIO)
+            }
         }
     }
 
@@ -102,65 +122,5 @@ extension PassthroughFileSystem {
     func log(_ message: String) {
         var line = Array("buildfs daemon: \(message)\n".utf8)
         _ = line.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
-    }
-}
-
-/// An open stub, read from the store. Once the file is hydrated (another
-/// descriptor wrote to it), reads go to the upper file instead.
-final class StubReadHandle: @unchecked Sendable {
-    let inode: Inode
-    let chunks: [ChunkRef]
-    /// offsets[i] is where chunk i starts.
-    let offsets: [UInt64]
-
-    init(inode: Inode, chunks: [ChunkRef]) {
-        self.inode = inode
-        self.chunks = chunks
-        var offsets: [UInt64] = []
-        var position: UInt64 = 0
-        for chunk in chunks {
-            offsets.append(position)
-            position += UInt64(chunk.length)
-        }
-        self.offsets = offsets
-    }
-
-    /// File handles with this bit set are StubReadHandles; others are
-    /// descriptors. Pointers never use the top bit.
-    static let tag: UInt64 = 1 << 63
-
-    var fileHandle: UInt64 { UInt64(UInt(bitPattern: Unmanaged.passRetained(self).toOpaque())) | StubReadHandle.tag }
-
-    static func from(_ fh: UInt64) -> StubReadHandle? {
-        guard fh & tag != 0 else { return nil }
-        return Unmanaged<StubReadHandle>.fromOpaque(UnsafeRawPointer(bitPattern: UInt(fh & ~tag))!).takeUnretainedValue()
-    }
-
-    static func release(_ fh: UInt64) {
-        Unmanaged<StubReadHandle>.fromOpaque(UnsafeRawPointer(bitPattern: UInt(fh & ~tag))!).release()
-    }
-
-    /// Up to `size` bytes at `offset`, from the chunks covering them.
-    func read(_ lower: LowerSnapshot, size: Int, offset: UInt64) throws -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(size)
-        // The first chunk ending after offset.
-        var low = 0, high = chunks.count
-        while low < high {
-            let mid = (low + high) / 2
-            if offsets[mid] + UInt64(chunks[mid].length) <= offset { low = mid + 1 } else { high = mid }
-        }
-        var index = low
-        var position = offset
-        while out.count < size, index < chunks.count {
-            let bytes = try lower.chunk(chunks[index])
-            let start = Int(position - offsets[index])
-            let take = min(size - out.count, bytes.count - start)
-            out.append(contentsOf: bytes[start..<start + take])
-            position += UInt64(take)
-            index += 1
-        }
-        lower.counters.bytesServed.add(UInt64(out.count), ordering: .relaxed)
-        return out
     }
 }

@@ -46,6 +46,7 @@ extension PassthroughFileSystem {
             let directory = table.inode(parent)
             try ensureExpanded(directory)
             if isInternal(directory, name) { throw Errno(code: ENOENT) }
+            holdIfLastLink(directory, name)
             try check(unlinkat(directory.fd, name, 0))
             fuse_reply_err(req, 0)
         }
@@ -75,6 +76,7 @@ extension PassthroughFileSystem {
             // and a directory moved keeps the "laid out before seen" rule.
             try expandChild(target, newName)
             try expandChild(source, name)
+            if flags & UInt32(BUILDFS_RENAME_EXCHANGE) == 0 { holdIfLastLink(target, newName) }
             let from = source.fd, to = target.fd
             if flags == 0 {
                 try check(renameat(from, name, to, newName))
@@ -85,7 +87,20 @@ extension PassthroughFileSystem {
         }
     }
 
-    /// open(O_CREAT): creates the file as the caller and opens it.
+    /// Before a regular file's last name goes (unlink, rename over it): a
+    /// program may hold it open, unknown to the daemon (no-open mode), so
+    /// its inode's descriptor, if evicted, is reopened while a handle still
+    /// can; from then on it is kept (Inode.isEvictable).
+    func holdIfLastLink(_ directory: Inode, _ name: UnsafePointer<CChar>) {
+        var st = stat()
+        guard fstatat(directory.fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0, st.st_mode & S_IFMT == S_IFREG,
+              st.st_nlink == 1 else { return }
+        _ = table.known(InodeKey(device: UInt64(st.st_dev), inode: UInt64(st.st_ino)))?.fd
+    }
+
+    /// open(O_CREAT): creates the file as the caller and opens it (in
+    /// no-open mode the descriptor is closed at once: see
+    /// PassthroughFileSystem+Files).
     func create(_ req: fuse_req_t, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>, _ mode: mode_t,
                 _ fi: UnsafeMutablePointer<fuse_file_info>) {
         replying(req) {
@@ -96,14 +111,15 @@ extension PassthroughFileSystem {
             let fd = try asCaller(req) {
                 try check(openat(directory.fd, name, flags, creationMode(req, in: directory, mode)))
             }
+            if servesWithoutOpens { close(fd) }
             do {
                 let (inode, st) = try lookupEntry(directory, name)
                 var entry = entryParam(inode, st)
-                fi.pointee.fh = UInt64(fd)
+                fi.pointee.fh = servesWithoutOpens ? 0 : UInt64(fd)
                 setCaching(fi)
                 fuse_reply_create(req, &entry, fi)
             } catch {
-                close(fd)
+                if !servesWithoutOpens { close(fd) }
                 throw error
             }
         }

@@ -28,6 +28,10 @@ public final class PassthroughFileSystem: Sendable {
     let lower: LowerSnapshot?
     /// Whether closing an upper file never fails (see UpperFileSystemType).
     let upperCloseReportsNothing: Bool
+    /// FUSE no-open mode: the kernel opens files without asking (see
+    /// PassthroughFileSystem+Files). Only for a daemon that can reopen any
+    /// file for writing, whatever its mode.
+    let servesWithoutOpens: Bool
 
     public init(upper: String, lower: LowerSnapshot? = nil) throws {
         upperPath = upper
@@ -43,6 +47,7 @@ public final class PassthroughFileSystem: Sendable {
         daemonUID = geteuid()
         daemonGID = getegid()
         switchesIdentity = daemonUID == 0
+        servesWithoutOpens = DaemonCapabilities.overridesFileModes
     }
 
     // MARK: replies
@@ -165,7 +170,7 @@ public final class PassthroughFileSystem: Sendable {
             let inode = table.inode(ino)
             // A truncate changes content: a stub gets its bytes first.
             if toSet & FUSE_SET_ATTR_SIZE != 0 { try hydrateIfStub(inode) }
-            let handle = fi.flatMap { StubReadHandle.from($0.pointee.fh) == nil ? Int32(truncatingIfNeeded: $0.pointee.fh) : nil }
+            let handle = fi.flatMap { $0.pointee.fh != 0 ? Int32(truncatingIfNeeded: $0.pointee.fh) : nil }
             if toSet & FUSE_SET_ATTR_MODE != 0 {
                 if let handle { try check(fchmod(handle, attr.st_mode)) } else { try check(chmod(inode.procPath, attr.st_mode)) }
             }

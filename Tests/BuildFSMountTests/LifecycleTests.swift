@@ -19,6 +19,37 @@ import TestSupport
         try MountUnderTest(upper: upper, mountpoint: mnt, options: options, keeping: directory)
     }
 
+    /// A daemon that may not override file modes (no CAP_DAC_OVERRIDE, like
+    /// a user's own mount) cannot serve files without opens, which reopens
+    /// the upper file at every write: `cp` writes into a copy it has just
+    /// made read-only. It serves real opens instead, and files behave as in
+    /// a plain directory.
+    @Test(.enabled(if: MountKind.current == .buildfs && getuid() == 0, "buildfs's daemon, started as root"))
+    func daemonWithoutModeOverrideServesRealOpens() throws {
+        let script = """
+            set -e
+            printf 'read-only\\n' > ro; chmod 444 ro
+            cp ro copy; cat copy
+            printf 'first\\n' > f; printf 'second\\n' >> f; cat f
+            : > f; printf 'third\\n' >> f; cat f
+            exec 3<>g; printf 'kept\\n' >&3; rm g; cat /proc/self/fd/3
+            stat -c '%n %a %s' ro copy f
+            """
+        let plain = directory.sub("plain")
+        mkdir(plain, 0o755)
+        let expected = Run.command(["bash", "-c", script], directory: plain)
+        try #require(expected.status == 0, "in a plain directory: \(expected.summary)")
+
+        let started = Run.command(["setpriv", "--bounding-set=-dac_override", "--"]
+                                  + MountKind.buildfs.mountCommand(mnt, upper: upper, options: []), timeout: 30)
+        try #require(started.status == 0, "mount: \(started.summary)")
+        let mount = MountUnderTest(adopting: mnt, upper: upper, keeping: directory)
+        let got = Run.command(["bash", "-c", script], directory: mnt)
+        #expect(got.status == 0 && got.stdout == expected.stdout,
+                "through the mount: \(got.summary)\nplain: \(expected.stdout)")
+        #expect(mount.unmount().status == 0)
+    }
+
     /// A tree with everything a restore must keep (owners, odd modes, ns
     /// mtimes, symlinks, hard links), copied onto the mount with cp -a, is
     /// the same through the mount, in the upper directory once umount has

@@ -197,20 +197,43 @@ import TestSupport
     /// are closed and reopened by handle. Without that: EMFILE.
     @Test func manyMoreFilesThanDescriptors() throws {
         mkdir(dir.sub("upper"), 0o755)
-        let mount = try Shell.bash("ulimit -n 1024 && '\(Shell.buildfs)' mount '\(mountpoint)' --upper '\(dir.sub("upper"))'")
-        #expect(mount.status == 0, "\(mount.stderr)")
-        defer { try? unmount() }
-        let work = """
-            set -e
-            cd '\(mountpoint)'
+        let result = try underLowFileLimit("""
             for d in $(seq 0 49); do mkdir d$d; for f in $(seq 0 99); do echo "$d-$f" > d$d/f$f; done; done
             for d in $(seq 0 49); do for f in 0 50 99; do [ "$(cat d$d/f$f)" = "$d-$f" ]; mv d$d/f$f d$d/g$f; done; done
             find . -type f | wc -l
             ls -lR > /dev/null
-            """
-        let result = try Shell.bash(work)
+            """)
         #expect(result.status == 0, "\(result.stderr.suffix(500))")
         #expect(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "5000")
+    }
+
+    /// Mounts the upper directory with the daemon under a 1024 descriptor
+    /// limit, runs `script` in the mount (bash, set -e), and unmounts.
+    func underLowFileLimit(_ script: String) throws -> CommandResult {
+        let mount = try Shell.bash("ulimit -n 1024 && '\(Shell.buildfs)' mount '\(mountpoint)' --upper '\(dir.sub("upper"))'")
+        try #require(mount.status == 0, "\(mount.stderr)")
+        defer { try? unmount() }
+        return try Shell.bash("set -e\ncd '\(mountpoint)'\n" + script)
+    }
+
+    /// A file a program holds open after its last name is gone stays
+    /// readable and writable although the daemon closes cold descriptors:
+    /// the kernel opens files without telling the daemon, so the unlinked
+    /// file's own descriptor is all that keeps its bytes. 2000 files walked
+    /// under a 1024 limit force evictions between the unlink and the reads.
+    @Test func openUnlinkedFileOutlivesDescriptorEviction() throws {
+        mkdir(dir.sub("upper"), 0o755)
+        #expect(FileManager.default.createFile(atPath: dir.sub("upper") + "/kept", contents: Data("kept bytes\n".utf8)))
+        let result = try underLowFileLimit("""
+            exec 3<kept 4>>kept
+            rm kept
+            for f in $(seq 1 2000); do echo $f > n$f; done
+            ls -l > /dev/null
+            echo appended >&4
+            cat <&3
+            """)
+        #expect(result.status == 0, "\(result.stderr.suffix(500))")
+        #expect(result.stdout == "kept bytes\nappended\n")
     }
 
     /// A container volume or a tmpfs at the stable path is normal: buildfs

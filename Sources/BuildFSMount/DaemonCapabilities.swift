@@ -1,0 +1,15 @@
+import Foundation
+
+/// What the daemon's process may do beyond its user's rights.
+enum DaemonCapabilities {
+    /// CAP_DAC_OVERRIDE: open any file whatever its mode. Root has it
+    /// unless a container or `setpriv` dropped it.
+    static var overridesFileModes: Bool { effective.map { $0 & (1 << 1) != 0 } ?? false }
+
+    /// The effective capability set, from /proc/self/status.
+    private static var effective: UInt64? {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("CapEff:") }) else { return nil }
+        return UInt64(line.dropFirst("CapEff:".count).trimmingCharacters(in: .whitespaces), radix: 16)
+    }
+}

@@ -48,12 +48,13 @@ extension PassthroughFileSystem {
 
     /// How the kernel caches an open file (in no-open mode, one made by
     /// create()). Pages stay valid across opens (keep_cache): nobody else
-    /// writes the file. A write-only descriptor skips the kernel's page cache (direct_io): its writes go
-    /// to the daemon straight from the writer's buffer instead of first
-    /// being copied into pages that nobody reads through it (which doubled
-    /// 1 GiB sequential writes). Safe: the kernel drops cached pages of the
-    /// range such a write covers, and a write-only descriptor cannot be
-    /// mmapped, so linkers writing through mmap keep the page cache.
+    /// writes the file. A write-only descriptor skips the kernel's page
+    /// cache (direct_io): its writes go to the daemon straight from the
+    /// writer's buffer instead of first being copied into pages that nobody
+    /// reads through it (which doubled 1 GiB sequential writes). Safe: the
+    /// kernel drops cached pages of the range such a write covers, and a
+    /// write-only descriptor cannot be mmapped, so linkers writing through
+    /// mmap keep the page cache.
     ///
     /// close() skips the FLUSH round trip (noflush) when it has nothing to
     /// report: a read-only descriptor, or any descriptor on an upper file
@@ -144,7 +145,7 @@ extension PassthroughFileSystem {
     func fsync(_ req: fuse_req_t, _ ino: fuse_ino_t, _ dataOnly: Bool, _ fi: UnsafeMutablePointer<fuse_file_info>) {
         replying(req) {
             let inode = table.inode(ino)
-            if try stubContent(inode) == nil {
+            if lowerState(inode)?.stub == nil {
                 try withDescriptor(inode, fi, O_RDONLY) { try check(dataOnly ? fdatasync($0) : Glibc.fsync($0)) }
             }
             fuse_reply_err(req, 0)

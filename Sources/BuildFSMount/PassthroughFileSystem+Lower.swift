@@ -9,18 +9,22 @@ extension PassthroughFileSystem {
     /// The inode's lower state, read from its xattrs the first time.
     func lowerState(_ inode: Inode) -> LowerState? {
         guard lower != nil, !inode.isSymlink else { return nil }
-        return inode.withLowerState { state in
-            if let state { return state }
-            var fresh = LowerState()
-            if inode.isDirectory {
-                fresh.pendingTree = Xattr.get(inode.procPath, LowerSnapshot.treeAttribute).flatMap(UpperLayout.decodeTreeID)
-            } else if inode.isRegularFile {
-                fresh.stub = Xattr.get(inode.procPath, LowerSnapshot.stubAttribute).flatMap(StubReference.decode)
-                fresh.indexed = Xattr.get(inode.procPath, LowerSnapshot.indexedAttribute) != nil
-            }
-            state = fresh
-            return fresh
+        return inode.withLowerState { state in loaded(&state, inode) }
+    }
+
+    /// `state`, read from the inode's xattrs if it was not yet (under the
+    /// inode's lower-state lock).
+    private func loaded(_ state: inout LowerState?, _ inode: Inode) -> LowerState {
+        if let state { return state }
+        var fresh = LowerState()
+        if inode.isDirectory {
+            fresh.pendingTree = Xattr.get(inode.procPath, LowerSnapshot.treeAttribute).flatMap(UpperLayout.decodeTreeID)
+        } else if inode.isRegularFile {
+            fresh.stub = Xattr.get(inode.procPath, LowerSnapshot.stubAttribute).flatMap(StubReference.decode)
+            fresh.indexed = Xattr.get(inode.procPath, LowerSnapshot.indexedAttribute) != nil
         }
+        state = fresh
+        return fresh
     }
 
     /// Every operation on a directory's names first lays out its snapshot
@@ -75,10 +79,11 @@ extension PassthroughFileSystem {
     /// What reads of the inode are served from while it is a stub: its
     /// chunk list, read from the snapshot once and kept with the inode.
     /// Nil once it is hydrated (the upper file is current then).
+    /// Every read asks: one lock, taken once.
     func stubContent(_ inode: Inode) throws -> StubContent? {
-        guard let lower, lowerState(inode)?.stub != nil else { return nil }
+        guard let lower, inode.isRegularFile else { return nil }
         return try inode.withLowerState { (state) throws(Errno) -> StubContent? in
-            guard let stub = state?.stub else { return nil }
+            guard let stub = loaded(&state, inode).stub else { return nil }
             if let content = state?.content { return content }
             do {
                 let content = StubContent(chunks: try lower.chunkList(of: stub))

@@ -45,7 +45,7 @@ enum FuseOperations {
         ops.readdir = { req, ino, size, offset, fi in serve(req) { $0.readdir(req!, ino, size, offset, fi!, plus: false) } }
         ops.readdirplus = { req, ino, size, offset, fi in serve(req) { $0.readdir(req!, ino, size, offset, fi!, plus: true) } }
         ops.releasedir = { req, _, fi in serve(req) { $0.releasedir(req!, fi!) } }
-        ops.fsyncdir = { req, _, dataOnly, fi in serve(req) { $0.fsyncdir(req!, dataOnly != 0, fi!) } }
+        ops.fsyncdir = { req, ino, dataOnly, fi in serve(req) { $0.fsyncdir(req!, ino, dataOnly != 0, fi!) } }
         ops.statfs = { req, ino in serve(req) { $0.statfs(req!, ino) } }
         ops.setxattr = { req, ino, name, value, size, flags in
             serve(req) { $0.setxattr(req!, ino, name!, value, size, flags) }

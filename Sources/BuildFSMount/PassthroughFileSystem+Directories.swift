@@ -25,18 +25,22 @@ final class DirectoryHandle: @unchecked Sendable {
     deinit { closedir(stream) }
 }
 
+/// Directories follow files (PassthroughFileSystem+Files): a daemon in
+/// no-open mode answers the first OPENDIR with ENOSYS, and from then on the
+/// kernel opens and closes directories without asking (no OPENDIR and
+/// RELEASEDIR round trips per listing) and caches their listings, as the
+/// daemon would ask anyway (see `opendir`). READDIR then comes without a
+/// handle: each request reads from a stream opened at its offset, which
+/// is the upper directory's own cookie (d_off), valid across opens.
 extension PassthroughFileSystem {
     func opendir(_ req: fuse_req_t, _ ino: fuse_ino_t, _ fi: UnsafeMutablePointer<fuse_file_info>) {
+        if servesWithoutOpens {
+            fuse_reply_err(req, ENOSYS)
+            return
+        }
         replying(req) {
-            let inode = table.inode(ino)
-            try ensureExpanded(inode)
-            let fd = try check(openat(inode.fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC))
-            guard let stream = fdopendir(fd) else {
-                let error = Errno.current
-                close(fd)
-                throw error
-            }
-            fi.pointee.fh = UInt64(UInt(bitPattern: Unmanaged.passRetained(DirectoryHandle(stream: stream)).toOpaque()))
+            let directory = try openDirectory(table.inode(ino))
+            fi.pointee.fh = UInt64(UInt(bitPattern: Unmanaged.passRetained(directory).toOpaque()))
             // Listings stay valid: the kernel drops them itself when it
             // changes the directory through us, and nobody else does.
             fi.pointee.cache_readdir = 1
@@ -45,19 +49,42 @@ extension PassthroughFileSystem {
         }
     }
 
-    private func handle(_ fi: UnsafeMutablePointer<fuse_file_info>) -> DirectoryHandle {
-        Unmanaged<DirectoryHandle>.fromOpaque(UnsafeRawPointer(bitPattern: UInt(fi.pointee.fh))!).takeUnretainedValue()
+    /// A stream on the upper directory, laid out first if it comes from
+    /// the snapshot.
+    private func openDirectory(_ inode: Inode) throws -> DirectoryHandle {
+        try ensureExpanded(inode)
+        let fd = try check(openat(inode.fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC))
+        guard let stream = fdopendir(fd) else {
+            let error = Errno.current
+            close(fd)
+            throw error
+        }
+        return DirectoryHandle(stream: stream)
+    }
+
+    /// The open directory of a request: its handle, or in no-open mode
+    /// (fh 0) a stream opened for this request alone.
+    private func directory(_ ino: fuse_ino_t, _ fi: UnsafeMutablePointer<fuse_file_info>) throws -> DirectoryHandle {
+        guard let handle = UnsafeRawPointer(bitPattern: UInt(fi.pointee.fh)) else {
+            return try openDirectory(table.inode(ino))
+        }
+        return Unmanaged<DirectoryHandle>.fromOpaque(handle).takeUnretainedValue()
     }
 
     func releasedir(_ req: fuse_req_t, _ fi: UnsafeMutablePointer<fuse_file_info>) {
-        Unmanaged<DirectoryHandle>.fromOpaque(UnsafeRawPointer(bitPattern: UInt(fi.pointee.fh))!).release()
+        if let handle = UnsafeRawPointer(bitPattern: UInt(fi.pointee.fh)) {
+            Unmanaged<DirectoryHandle>.fromOpaque(handle).release()
+        }
         fuse_reply_err(req, 0)
     }
 
-    func fsyncdir(_ req: fuse_req_t, _ dataOnly: Bool, _ fi: UnsafeMutablePointer<fuse_file_info>) {
+    func fsyncdir(_ req: fuse_req_t, _ ino: fuse_ino_t, _ dataOnly: Bool, _ fi: UnsafeMutablePointer<fuse_file_info>) {
         replying(req) {
-            let fd = dirfd(handle(fi).stream)
-            try check(dataOnly ? fdatasync(fd) : Glibc.fsync(fd))
+            let directory = try directory(ino, fi)
+            try withExtendedLifetime(directory) { // its stream owns the descriptor
+                let fd = dirfd(directory.stream)
+                try check(dataOnly ? fdatasync(fd) : Glibc.fsync(fd))
+            }
             fuse_reply_err(req, 0)
         }
     }
@@ -67,7 +94,13 @@ extension PassthroughFileSystem {
     /// kernel a lookup per name when a tool stats what it lists.
     func readdir(_ req: fuse_req_t, _ ino: fuse_ino_t, _ size: Int, _ offset: off_t,
                  _ fi: UnsafeMutablePointer<fuse_file_info>, plus: Bool) {
-        let directory = handle(fi)
+        let directory: DirectoryHandle
+        do {
+            directory = try self.directory(ino, fi)
+        } catch {
+            fuse_reply_err(req, (error as? Errno)?.code ?? EIO)
+            return
+        }
         let parent = table.inode(ino)
         var buffer = [CChar](repeating: 0, count: size)
         var used = 0

@@ -135,6 +135,48 @@ import TestSupport
         }
     }
 
+    /// A listing read in pieces resumes where it was: seekdir back to a
+    /// telldir position gives the same entries again, and deleting what was
+    /// listed so far (as rm -rf does) neither skips nor repeats the rest.
+    /// The deletions make the kernel drop its cached listing, so the rest
+    /// comes from the daemon at the saved offset.
+    @Test func listingResumesAtItsOffsetWhileEntriesGo() throws {
+        expectSameOnMountAndPlain(fixture, expecting: [
+            "seekdir gives the same 500 entries: true", "every entry listed once: true",
+        ]) { p in
+            p.check("mkdir d", mkdir(p.path("d"), 0o755))
+            let names = (0..<3000).map { "file-\($0)-" + String(repeating: "x", count: $0 % 40) }
+            for name in names where Glibc.close(Glibc.open(p.path("d/" + name), O_CREAT | O_WRONLY, 0o644)) != 0 {
+                p.note("create \(name): \(errnoName(errno))")
+            }
+            guard let dir = opendir(p.path("d")) else { return p.note("opendir: \(errnoName(errno))") }
+            defer { closedir(dir) }
+            func next(_ count: Int) -> [String] {
+                var names: [String] = []
+                while names.count < count, let entry = readdir(dir) {
+                    var raw = entry.pointee.d_name
+                    let name = withUnsafePointer(to: &raw) { $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) } }
+                    if name != "." && name != ".." { names.append(name) }
+                }
+                return names
+            }
+            var seen = next(1000)
+            let position = telldir(dir)
+            let piece = next(500)
+            seekdir(dir, position)
+            let again = next(500)
+            p.note("seekdir gives the same 500 entries: \(piece.count == 500 && piece == again)")
+            seen += piece
+            for name in seen where unlink(p.path("d/" + name)) != 0 {
+                p.note("unlink \(name): \(errnoName(errno))")
+            }
+            let rest = next(Int.max)
+            let all = seen + rest
+            p.note("every entry listed once: \(all.count == names.count && Set(all) == Set(names))")
+            p.noteSetDifference("listing", got: all, expected: names)
+        }
+    }
+
     @Test func symlinksAndReadlink() throws {
         expectSameOnMountAndPlain(fixture, expecting: [
             "readlink link = target with spaces/../file", "stat dangling: ENOENT", "open link O_NOFOLLOW: ELOOP",

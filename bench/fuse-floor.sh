@@ -63,8 +63,11 @@ requests() {
 
 # A getxattr of a name nobody set: answered by the daemon every time
 # (the kernel caches no xattrs), so its cost is one round trip.
+# probe PATH [CPU]: the prober pinned to CPU if given.
 probe() {
-    python3 - "$1" "$PROBES" <<'EOF'
+    local pin=()
+    [[ -n ${2:-} ]] && pin=(taskset -c "$2")
+    "${pin[@]}" python3 - "$1" "$PROBES" <<'EOF'
 import os, sys, time
 path, n = sys.argv[1], int(sys.argv[2])
 start = time.perf_counter()
@@ -90,6 +93,14 @@ time_round() {
     seconds ls -lR "$BENCH_FS_DIR" >>"$TIMES/$fs.ls"
     touch "$BENCH_FS_DIR/probe"
     probe "$BENCH_FS_DIR/probe" >>"$TIMES/$fs.rt"
+    # The round trip again with every daemon thread on CPU 0 and the
+    # prober on CPU 0, then on CPU 1: what the wakeup across CPUs costs.
+    if (( BENCH_FS_PID != 0 && $(nproc) > 1 )); then
+        taskset -a -p -c 0 "$BENCH_FS_PID" >/dev/null
+        probe "$BENCH_FS_DIR/probe" 0 >>"$TIMES/$fs.rt-same"
+        probe "$BENCH_FS_DIR/probe" 1 >>"$TIMES/$fs.rt-other"
+        taskset -a -p -c "0-$(( $(nproc) - 1 ))" "$BENCH_FS_PID" >/dev/null
+    fi
     bench_fs_close
 }
 bench_round_robin "$ROUNDS" time_round "${FS_LIST[@]}"
@@ -133,6 +144,19 @@ median() { bench_median "$TIMES/$1.$2"; }
             BEGIN { printf "| %s | %.1f µs | %s | %s | %s | %s | %s | %s |\n", fs, rt,
                 cell(u, ur, nu), floor(ur, nu), cell(f, fr, nf), floor(fr, nf), cell(l, lr, nl), floor(lr, nl) }'
     done
+    echo
+    if [[ -s $TIMES/buildfs.rt-same ]]; then
+        echo
+        echo "One round trip by where the daemon and the caller run (medians, µs): every daemon"
+        echo "thread pinned to CPU 0 (taskset), the prober on CPU 0 (same) or CPU 1 (other)."
+        echo
+        echo "| filesystem | unpinned | same CPU | other CPU |"
+        echo "| --- | ---: | ---: | ---: |"
+        for fs in "${FS_LIST[@]}"; do
+            [[ -s $TIMES/$fs.rt-same ]] || continue
+            echo "| $fs | $(median "$fs" rt) | $(median "$fs" rt-same) | $(median "$fs" rt-other) |"
+        done
+    fi
     echo
     echo "Targets: untar ≤ 1.3×, find and ls -lR ≤ 1.5×. The floor assumes the program never"
     echo "overlaps its work with a request; the daemon's own work comes on top."

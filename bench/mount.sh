@@ -526,9 +526,10 @@ cell() {
     echo "$text"
 }
 
-# better KIND A B: whether value A beats B (lower time/memory, higher tput).
+# better KIND A B: whether value A beats B. Every kind is stored as a cost
+# (seconds, also for throughputs: see fmt_tput; kB for memory): lower wins.
 better() {
-    awk -v k="$1" -v a="$2" -v b="$3" 'BEGIN { exit !((k == "tput") ? a > b : a < b) }'
+    awk -v a="$2" -v b="$3" 'BEGIN { exit !(a < b) }'
 }
 
 # table_row NAME LABEL KIND TARGET: TARGET is "<= X", ">= X" (ratio vs

@@ -41,7 +41,7 @@ TRASH=$WORK_ROOT/trash
 log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" | tee -a "$LOG" >&2; }
 trap 'echo "remote.sh: failed at line $LINENO; see $LOG" >&2' ERR
 
-[[ -x $BUILDFS ]] || { echo "no buildfs binary at $BUILDFS (swift build -c release)" >&2; exit 1; }
+[[ -x $BUILDFS ]] || { echo "no buildfs binary at $BUILDFS (swift build -c release --static-swift-stdlib --product buildfs)" >&2; exit 1; }
 for tool in nginx curl zstd tar; do command -v "$tool" >/dev/null || { echo "needs $tool (scripts/install-deps)" >&2; exit 1; }; done
 
 mkdir -p "$WORK_ROOT" "$DATA" "$TRASH" "$NGINX/data/cache" "$NGINX/temp"

@@ -16,7 +16,7 @@ binary=${1:-$here/../.build/release/buildfs}
 prefix=${PREFIX:-/usr/local}
 
 if [ ! -x "$binary" ]; then
-  echo "install.sh: no buildfs binary at $binary; build it first: swift build -c release" >&2
+  echo "install.sh: no buildfs binary at $binary; build it first: swift build -c release --static-swift-stdlib --product buildfs" >&2
   exit 1
 fi
 if ! command -v mount.fuse3 >/dev/null && [ ! -x /sbin/mount.fuse3 ]; then

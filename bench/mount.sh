@@ -526,10 +526,10 @@ cell() {
     echo "$text"
 }
 
-# better KIND A B: whether value A beats B. Every kind is stored as a cost
+# better A B: whether value A beats B. Every kind is stored as a cost
 # (seconds, also for throughputs: see fmt_tput; kB for memory): lower wins.
 better() {
-    awk -v a="$2" -v b="$3" 'BEGIN { exit !(a < b) }'
+    awk -v a="$1" -v b="$2" 'BEGIN { exit !(a < b) }'
 }
 
 # table_row NAME LABEL KIND TARGET: TARGET is "<= X", ">= X" (ratio vs
@@ -562,7 +562,7 @@ table_row() {
             pm=$(med "$name" "$peer")
             [[ -n $pm ]] || continue
             peers=$(( peers + 1 ))
-            better "$kind" "$ours" "$pm" || ahead="no"
+            better "$ours" "$pm" || ahead="no"
         done
         (( peers > 0 )) || ahead="n/a"
     fi

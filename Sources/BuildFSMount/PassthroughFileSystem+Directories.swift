@@ -64,9 +64,9 @@ extension PassthroughFileSystem {
 
     /// The open directory of a request: its handle, or in no-open mode
     /// (fh 0) a stream opened for this request alone.
-    private func directory(_ ino: fuse_ino_t, _ fi: UnsafeMutablePointer<fuse_file_info>) throws -> DirectoryHandle {
+    private func directory(_ inode: Inode, _ fi: UnsafeMutablePointer<fuse_file_info>) throws -> DirectoryHandle {
         guard let handle = UnsafeRawPointer(bitPattern: UInt(fi.pointee.fh)) else {
-            return try openDirectory(table.inode(ino))
+            return try openDirectory(inode)
         }
         return Unmanaged<DirectoryHandle>.fromOpaque(handle).takeUnretainedValue()
     }
@@ -80,7 +80,7 @@ extension PassthroughFileSystem {
 
     func fsyncdir(_ req: fuse_req_t, _ ino: fuse_ino_t, _ dataOnly: Bool, _ fi: UnsafeMutablePointer<fuse_file_info>) {
         replying(req) {
-            let directory = try directory(ino, fi)
+            let directory = try directory(table.inode(ino), fi)
             try withExtendedLifetime(directory) { // its stream owns the descriptor
                 let fd = dirfd(directory.stream)
                 try check(dataOnly ? fdatasync(fd) : Glibc.fsync(fd))
@@ -94,14 +94,14 @@ extension PassthroughFileSystem {
     /// kernel a lookup per name when a tool stats what it lists.
     func readdir(_ req: fuse_req_t, _ ino: fuse_ino_t, _ size: Int, _ offset: off_t,
                  _ fi: UnsafeMutablePointer<fuse_file_info>, plus: Bool) {
+        let parent = table.inode(ino)
         let directory: DirectoryHandle
         do {
-            directory = try self.directory(ino, fi)
+            directory = try self.directory(parent, fi)
         } catch {
-            fuse_reply_err(req, (error as? Errno)?.code ?? EIO)
+            replyError(req, error)
             return
         }
-        let parent = table.inode(ino)
         var buffer = [CChar](repeating: 0, count: size)
         var used = 0
         var failure: Int32 = 0

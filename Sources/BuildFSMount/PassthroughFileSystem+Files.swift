@@ -87,7 +87,7 @@ extension PassthroughFileSystem {
         let inode = table.inode(ino)
         let stub: StubContent?
         do { stub = try stubContent(inode) } catch {
-            fuse_reply_err(req, (error as? Errno)?.code ?? EIO)
+            replyError(req, error)
             return
         }
         if let stub, let lower {
@@ -103,7 +103,7 @@ extension PassthroughFileSystem {
         do {
             try withDescriptor(inode, fi, O_RDONLY) { fd in _ = buildfs_reply_fd_data(req, fd, offset, size) }
         } catch {
-            fuse_reply_err(req, (error as? Errno)?.code ?? EIO)
+            replyError(req, error)
         }
     }
 

@@ -57,11 +57,14 @@ public final class PassthroughFileSystem: Sendable {
     func replying(_ req: fuse_req_t, _ body: () throws -> Void) {
         do {
             try body()
-        } catch let error as Errno {
-            fuse_reply_err(req, error.code)
         } catch {
-            fuse_reply_err(req, EIO)
+            replyError(req, error)
         }
+    }
+
+    /// The error reply for a thrown error: its errno, else EIO.
+    func replyError(_ req: fuse_req_t, _ error: any Error) {
+        fuse_reply_err(req, (error as? Errno)?.code ?? EIO)
     }
 
     func entryParam(_ inode: Inode, _ st: stat) -> fuse_entry_param {

@@ -1,3 +1,4 @@
+import BuildFSCore
 import Foundation
 
 /// What the daemon's process may do beyond its user's rights.
@@ -8,8 +9,6 @@ enum DaemonCapabilities {
 
     /// The effective capability set, from /proc/self/status.
     private static var effective: UInt64? {
-        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("CapEff:") }) else { return nil }
-        return UInt64(line.dropFirst("CapEff:".count).trimmingCharacters(in: .whitespaces), radix: 16)
+        ProcFile.statusField("CapEff").flatMap { UInt64($0, radix: 16) }
     }
 }

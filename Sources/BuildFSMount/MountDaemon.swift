@@ -73,7 +73,7 @@ public enum MountDaemon {
     static func raiseFileLimit() {
         var limit = rlimit()
         guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
-        if geteuid() == 0, let text = try? String(contentsOfFile: "/proc/sys/fs/nr_open", encoding: .utf8),
+        if geteuid() == 0, let text = ProcFile.read("/proc/sys/fs/nr_open"),
            let most = rlim_t(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
             limit.rlim_max = max(limit.rlim_max, most)
         }

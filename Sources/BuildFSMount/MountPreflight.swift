@@ -63,7 +63,7 @@ public enum MountPreflight {
 
     /// (mount point, file system type) of every mount, octal escapes undone.
     public static func mountEntries() -> [(mountpoint: String, type: String)] {
-        guard let text = try? String(contentsOfFile: "/proc/self/mounts", encoding: .utf8) else { return [] }
+        guard let text = ProcFile.read("/proc/self/mounts") else { return [] }
         return text.split(separator: "\n").compactMap { line in
             let fields = line.split(separator: " ")
             guard fields.count >= 3 else { return nil }

@@ -18,7 +18,7 @@ public enum Unmounter {
         let record = MountRegistry.read(mountpoint)
         try detach(mountpoint)
         if let record {
-            waitForExit(record.pid, seconds: 30)
+            DaemonProcess.waitForExit(record.pid, seconds: 30)
             // What the daemon wrote is in the page cache of the upper
             // directory's file system: flush it before returning.
             let fd = open(record.upper, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
@@ -51,17 +51,7 @@ public enum Unmounter {
 
     static func daemonAlive(_ mountpoint: String) -> Bool {
         guard let record = MountRegistry.read(mountpoint) else { return true }
-        return kill(record.pid, 0) == 0
-    }
-
-    static func waitForExit(_ pid: Int32, seconds: Double) {
-        let deadline = Date().addingTimeInterval(seconds)
-        while kill(pid, 0) == 0 && Date() < deadline {
-            // A zombie child of ours would never go away: reap it.
-            var status: Int32 = 0
-            if waitpid(pid, &status, WNOHANG) == pid { return }
-            usleep(20_000)
-        }
+        return record.daemonIsRunning
     }
 
     static func run(_ arguments: [String]) -> Int32 {

@@ -29,6 +29,11 @@ static inline long buildfs_file_system_magic(int fd) {
     return fstatfs(fd, &info) == 0 ? (long)info.f_type : 0;
 }
 
+/// A descriptor that refers to process `pid` and becomes readable (POLLIN)
+/// when it exits, zombie or not; -1 with errno ESRCH when it is gone and
+/// ENOSYS before Linux 5.3.
+static inline int buildfs_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
+
 static inline int buildfs_renameat2(int olddirfd, const char *oldpath, int newdirfd,
                                     const char *newpath, unsigned int flags) {
     return (int)syscall(SYS_renameat2, olddirfd, oldpath, newdirfd, newpath, flags);

@@ -38,6 +38,10 @@ struct CommitCommand: BuildFSCommand {
               let record = MountRegistry.read(point) else {
             throw BuildFSError.badTarget(path: mountpoint, reason: "is not a buildfs mount; mount it with `buildfs mount` first")
         }
+        guard record.daemonIsRunning else {
+            throw BuildFSError.badTarget(path: mountpoint, reason: "its daemon is gone (log: \(record.log)); "
+                + "run `buildfs umount \(mountpoint)` and mount again")
+        }
         let location = storeOptions.store ?? record.store ?? storeOptions.location
         let store = try storeOptions.open(location: location, compressionLevel: level)
         defer { store.close() }

@@ -74,9 +74,26 @@ public func setMtime(_ path: String, seconds: Int, nanoseconds: Int) {
     precondition(utimensat(AT_FDCWD, path, &times, AT_SYMLINK_NOFOLLOW) == 0, "utimensat \(path)")
 }
 
+/// A /proc file read to its end: `String(contentsOfFile:)` stops after the
+/// first 4 KiB of a procfs file, and a mount table is often longer.
+public func readProcFile(_ path: String) -> String? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var block = [UInt8](repeating: 0, count: 16384)
+    while true {
+        let n = block.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n < 0 && errno == EINTR { continue }
+        if n < 0 { return nil }
+        if n == 0 { return String(decoding: bytes, as: UTF8.self) }
+        bytes += block[0..<n]
+    }
+}
+
 /// Mount points at or below `path`, from /proc/mounts.
 public func mountPoints(under path: String) -> [String] {
-    guard let mounts = try? String(contentsOfFile: "/proc/mounts", encoding: .utf8) else { return [] }
+    guard let mounts = readProcFile("/proc/mounts") else { return [] }
     var result: [String] = []
     for line in mounts.split(separator: "\n") {
         let fields = line.split(separator: " ")

@@ -157,7 +157,7 @@ func fuseDaemons(serving mountpoint: String) -> [pid_t] {
 /// The file system type of a mount point in /proc/mounts, nil when nothing
 /// is mounted there.
 func fuseMountType(_ mountpoint: String) -> String? {
-    guard let mounts = try? String(contentsOfFile: "/proc/mounts", encoding: .utf8) else { return nil }
+    guard let mounts = readProcFile("/proc/mounts") else { return nil }
     var found: String?
     for line in mounts.split(separator: "\n") {
         let fields = line.split(separator: " ")

@@ -56,7 +56,7 @@ final class ContainerRun {
 
     /// Mount points at or below `path` in this run's namespace.
     func mountPoints(under path: String) -> [String] {
-        guard !ended, let mounts = try? String(contentsOfFile: "/proc/\(pid)/mounts", encoding: .utf8) else { return [] }
+        guard !ended, let mounts = readProcFile("/proc/\(pid)/mounts") else { return [] }
         return mounts.split(separator: "\n").compactMap { line in
             let fields = line.split(separator: " ")
             guard fields.count > 2 else { return nil }

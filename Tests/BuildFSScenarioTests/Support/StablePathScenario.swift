@@ -24,13 +24,19 @@ final class StablePathScenario {
 
     /// A new container run: a private mount namespace with a fresh, empty
     /// upper directory mounted at the stable path, over the snapshot `from`
-    /// when one is given. Returns once the mount is up inside the run.
-    func startRun(_ name: String, from key: String? = nil) throws -> ScenarioRun {
+    /// when one is given. `setup` runs in the run before the mount (what the
+    /// container engine mounts first). Returns once the mount is up inside
+    /// the run.
+    func startRun(_ name: String, from key: String? = nil, setup: [[String]] = []) throws -> ScenarioRun {
         let upper = directory.sub("\(name)-upper")
         precondition(mkdir(upper, 0o755) == 0, "\(upper) exists: run names must be unique")
         let container = try ContainerRun(name: name)
         let run = ScenarioRun(container: container, upper: upper, mountpoint: stablePath, store: store)
         runs.append(run)
+        for step in setup {
+            let outcome = container.run(step, timeout: 60)
+            guard outcome.succeeded else { throw ContainerRunFailure(description: "\(name): setup: \(outcome.summary)") }
+        }
         var arguments = [Shell.buildfs, "mount", stablePath, "--upper", upper, "--store", store]
         if let key { arguments += ["--from", key] }
         let mount = container.run(arguments, timeout: 60)

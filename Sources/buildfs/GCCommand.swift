@@ -12,8 +12,11 @@ struct GCCommand: BuildFSCommand {
             snapshot needs is removed. Safe while imports, commits and mounts run: gc
             waits for writers in flight, and they wait for it. Sizes use K, M, G, T
             (powers of 1000, as ccache) or Ki, Mi, Gi, Ti; durations use s, m, h, d, w.
+            --keep N alone keeps only the N most recently used snapshots (as restic's
+            --keep-last); beside --max-size or --max-age, at least those N stay.
 
             Example:
+              buildfs gc --keep 5
               buildfs gc --max-size 5G --max-age 7d --keep 3
               buildfs gc --max-size 5G --dry-run
             """)
@@ -24,7 +27,7 @@ struct GCCommand: BuildFSCommand {
     @Option(help: ArgumentHelp("Evict snapshots not used for this long (e.g. 7d, 12h).", valueName: "duration"))
     var maxAge: String?
 
-    @Option(help: ArgumentHelp("Always keep the N most recently used snapshots.", valueName: "n"))
+    @Option(help: ArgumentHelp("Keep the N most recently used snapshots: alone, only those; with --max-size or --max-age, at least those.", valueName: "n"))
     var keep: Int?
 
     @Flag(help: "Print what would be done, do nothing.")

@@ -6,7 +6,9 @@ public struct GCPolicy: Sendable {
     public var maxSize: UInt64?
     /// Snapshots not used for longer than this (seconds) go.
     public var maxAge: Double?
-    /// The N most recently used snapshots stay whatever the other limits say.
+    /// Alone: exactly the N most recently used snapshots stay (restic's
+    /// --keep-last). Beside a size or age limit: a floor, the N most recently
+    /// used stay whatever that limit says.
     public var keep: Int?
 
     public init(maxSize: UInt64? = nil, maxAge: Double? = nil, keep: Int? = nil) {
@@ -77,6 +79,10 @@ public final class GarbageCollector {
             let tooOld = remaining[protectedCount...].filter { now - $0.lastUsed > maxAge }
             plan.evict += tooOld
             remaining.removeAll { ref in tooOld.contains { $0.key == ref.key } }
+        }
+        if let keep = policy.keep, policy.maxSize == nil, policy.maxAge == nil, remaining.count > keep {
+            plan.evict += remaining[keep...]
+            remaining.removeLast(remaining.count - keep)
         }
 
         var sizes: [ObjectID: UInt64] = [:]

@@ -54,6 +54,18 @@ import TestSupport
         try expectRemainingExact()
     }
 
+    /// Alone, --keep N leaves exactly the N most recently used (restic's
+    /// --keep-last), and their objects only.
+    @Test func keepAloneLeavesOnlyTheMostRecentlyUsed() throws {
+        let before = try store.inventory().totalBytes
+        let plan = try GarbageCollector(store: store).run(GCPolicy(keep: 2), dryRun: false, now: now)
+        #expect(Set(plan.evict.map(\.key)) == ["snap-2", "snap-3", "snap-4"])
+        #expect(try keys() == ["snap-0", "snap-1"])
+        // Three snapshots' own megabytes (random, incompressible) are gone.
+        #expect(try store.inventory().totalBytes < before - 2_500_000)
+        try expectRemainingExact()
+    }
+
     @Test func maxSizeEvictsLeastRecentlyUsedFirstAndFits() throws {
         let before = try store.inventory().totalBytes
         // Room for about three snapshots' own megabytes plus the shared part.
@@ -90,6 +102,17 @@ import TestSupport
         try expectRemainingExact()
     }
 
+    /// Damages the stored block that holds object `victim`.
+    func flipAByte(of victim: ObjectID) throws {
+        let pack = try #require(try store.inventory().packs.first { $0.entries.contains { $0.id == victim } })
+        let slot = pack.entries.first { $0.id == victim }!.slot
+        let path = dir.sub("store/packs/\(pack.name).pack")
+        var bytes = [UInt8](FileManager.default.contents(atPath: path)!)
+        bytes[Int(slot.blockOffset) + BlockCodec.headerSize + 100] ^= 0x55
+        chmod(path, 0o644)
+        writeFile(path, bytes)
+    }
+
     @Test func flippedByteIsNamedByFsckAndExportAndRepairRemovesOnlyWhatIsBroken() throws {
         // Find the pack and block that hold snap-3's own megabyte, and damage it.
         let ref = try #require(try store.readRef(key: "snap-3"))
@@ -99,13 +122,7 @@ import TestSupport
             return
         }
         let victim = chunks[0].id
-        let pack = try #require(try store.inventory().packs.first { $0.entries.contains { $0.id == victim } })
-        let slot = pack.entries.first { $0.id == victim }!.slot
-        let path = dir.sub("store/packs/\(pack.name).pack")
-        var bytes = [UInt8](FileManager.default.contents(atPath: path)!)
-        bytes[Int(slot.blockOffset) + BlockCodec.headerSize + 100] ^= 0x55
-        chmod(path, 0o644)
-        writeFile(path, bytes)
+        try flipAByte(of: victim)
 
         let report = try StoreChecker(store: try LocalStore(path: dir.sub("store"))).check()
         #expect(!report.isClean)
@@ -122,6 +139,48 @@ import TestSupport
         #expect(try keys() == ["snap-0", "snap-1", "snap-2", "snap-4"])
         try expectRemainingExact()
     }
+}
+
+extension MaintenanceTests {
+    /// fsck names a damaged file by its path in the snapshot, and walks the
+    /// whole snapshot past the damage: its counts do not depend on where the
+    /// damage is or on the order of the walk.
+    @Test func fsckNamesTheDamagedFileByItsPathAndCountsTheSameEveryTime() throws {
+        var random = SeededRandom(seed: 21)
+        let source = dir.sub("nested")
+        for sub in ["data", "data/deep", "other"] { mkdir(source + "/" + sub, 0o755) }
+        writeFile(source + "/data/deep/rand.bin", random.bytes(400_000))
+        writeFile(source + "/other/rand.bin", random.bytes(400_000))
+        let ref = try Importer(store: store).importDirectory(source, key: "nested", progress: false).ref
+        let clean = try StoreChecker(store: store).check()
+        #expect(clean.isClean && clean.unreferencedObjects == 0)
+
+        // Damage a chunk of data/deep/rand.bin and one of other/rand.bin.
+        var victims: [ObjectID] = []
+        for path in [["data", "deep", "rand.bin"], ["other", "rand.bin"]] {
+            var tree = try store.getTree(ref.rootID!)
+            for name in path.dropLast() {
+                guard case let .directory(id)? = tree.entry(named: Array(name.utf8))?.content else { throw TestFailure("no \(name)") }
+                tree = try store.getTree(id)
+            }
+            guard case let .file(_, chunks, _)? = tree.entry(named: Array(path.last!.utf8))?.content else { throw TestFailure("no file") }
+            victims.append(chunks[1].id)
+        }
+        for victim in victims { try flipAByte(of: victim) }
+        let reports = try (0..<3).map { _ in try StoreChecker(store: try LocalStore(path: dir.sub("store"))).check() }
+        for report in reports {
+            let nested = report.brokenSnapshots.first { $0.key == "nested" }
+            #expect(nested?.reason.contains("'data/deep/rand.bin'") == true, "\(String(describing: nested))")
+            #expect(nested?.reason.contains("1 more") == true, "\(String(describing: nested))")
+            #expect(report.unreferencedObjects == 0, "the walk stopped at the damage")
+            #expect(report.corrupt.count == reports[0].corrupt.count)
+        }
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
 }
 
 @Suite struct QuantityTests {

@@ -74,38 +74,53 @@ public final class StoreChecker {
         return good
     }
 
-    /// Why `ref` cannot be read whole, or nil. Adds what it reaches to `reachable`.
+    /// Why `ref` cannot be read whole, or nil: the first problem by path,
+    /// and how many more. Walks the whole snapshot even past damage, so
+    /// what it adds to `reachable` (and so the unreferenced count) does not
+    /// depend on where the damage is.
     private func problem(with ref: SnapshotRef, healthy: Set<ObjectID>, reachable: inout Set<ObjectID>) -> String? {
+        var problems: [String] = []
         for id in ref.objectIDs {
             reachable.insert(id)
-            if !healthy.contains(id) { return "object \(id.hex) is missing or corrupt" }
+            if !healthy.contains(id) { problems.append("object \(id.hex) is missing or corrupt") }
         }
         guard let root = ref.rootID else { return "bad root id" }
-        var pending = [root]
+        var pending: [(id: ObjectID, path: String)] = [(root, "")]
         var seen = Set<ObjectID>()
-        while let treeID = pending.popLast() {
+        while let (treeID, path) = pending.popLast() {
             guard seen.insert(treeID).inserted else { continue }
             reachable.insert(treeID)
-            guard healthy.contains(treeID) else { return "tree \(treeID.hex) is missing or corrupt" }
+            let directory = path.isEmpty ? "the top directory" : "directory '\(path)'"
+            guard healthy.contains(treeID) else {
+                problems.append("tree \(treeID.hex) of \(directory) is missing or corrupt")
+                continue
+            }
             let tree: Tree
-            do { tree = try store.getTree(treeID) } catch { return "tree \(treeID.hex): \(error)" }
+            do { tree = try store.getTree(treeID) } catch {
+                problems.append("tree \(treeID.hex) of \(directory): \(error)")
+                continue
+            }
             for entry in tree.entries {
+                let entryPath = path.isEmpty ? entry.nameString : path + "/" + entry.nameString
                 switch entry.content {
                 case let .file(_, chunks, _):
+                    var named = false
                     for chunk in chunks {
                         reachable.insert(chunk.id)
-                        if !healthy.contains(chunk.id) {
-                            return "chunk \(chunk.id.hex) of '\(entry.nameString)' is missing or corrupt"
+                        if !healthy.contains(chunk.id) && !named {
+                            problems.append("chunk \(chunk.id.hex) of '\(entryPath)' is missing or corrupt")
+                            named = true
                         }
                     }
                 case let .directory(id):
-                    pending.append(id)
+                    pending.append((id, entryPath))
                 case .symlink:
                     break
                 }
             }
         }
-        return nil
+        guard let first = problems.min() else { return nil }
+        return problems.count == 1 ? first : first + " (and \(problems.count - 1) more damaged)"
     }
 
     /// Removes what `report` found damaged, under the store's exclusive lock.

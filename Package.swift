@@ -62,6 +62,7 @@ let package = Package(
         .testTarget(name: "BuildFSScenarioTests", dependencies: ["buildfs", "TestSupport"]),
         .testTarget(name: "BuildFSHelperTests", dependencies: ["buildfs", "TestSupport"]),
         .testTarget(name: "BuildFSRemoteTests", dependencies: ["buildfs", "BuildFSRemote", "BuildFSCore", "TestSupport"]),
+        .testTarget(name: "BuildFSContainerTests", dependencies: ["TestSupport"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,1 @@
+"""buildfs test fixture."""

@@ -102,13 +102,15 @@ import TestSupport
         try expectRemainingExact()
     }
 
-    /// Damages the stored block that holds object `victim`.
+    /// Damages the stored block that holds object `victim`, within the
+    /// victim's own bytes when the block is stored raw (random content is).
     func flipAByte(of victim: ObjectID) throws {
         let pack = try #require(try store.inventory().packs.first { $0.entries.contains { $0.id == victim } })
         let slot = pack.entries.first { $0.id == victim }!.slot
         let path = dir.sub("store/packs/\(pack.name).pack")
         var bytes = [UInt8](FileManager.default.contents(atPath: path)!)
-        bytes[Int(slot.blockOffset) + BlockCodec.headerSize + 100] ^= 0x55
+        let inBlock = min(Int(slot.offsetInBlock) + 100, Int(slot.blockLength) - BlockCodec.headerSize - 1)
+        bytes[Int(slot.blockOffset) + BlockCodec.headerSize + inBlock] ^= 0x55
         chmod(path, 0o644)
         writeFile(path, bytes)
     }
@@ -148,7 +150,7 @@ extension MaintenanceTests {
     @Test func fsckNamesTheDamagedFileByItsPathAndCountsTheSameEveryTime() throws {
         var random = SeededRandom(seed: 21)
         let source = dir.sub("nested")
-        for sub in ["data", "data/deep", "other"] { mkdir(source + "/" + sub, 0o755) }
+        for sub in ["", "/data", "/data/deep", "/other"] { mkdir(source + sub, 0o755) }
         writeFile(source + "/data/deep/rand.bin", random.bytes(400_000))
         writeFile(source + "/other/rand.bin", random.bytes(400_000))
         let ref = try Importer(store: store).importDirectory(source, key: "nested", progress: false).ref

@@ -74,15 +74,15 @@ public final class StoreChecker {
         return good
     }
 
-    /// Why `ref` cannot be read whole, or nil: the first problem by path,
+    /// Why `ref` cannot be read whole, or nil: the first problem in path order,
     /// and how many more. Walks the whole snapshot even past damage, so
     /// what it adds to `reachable` (and so the unreferenced count) does not
     /// depend on where the damage is.
     private func problem(with ref: SnapshotRef, healthy: Set<ObjectID>, reachable: inout Set<ObjectID>) -> String? {
-        var problems: [String] = []
+        var problems: [(path: String, text: String)] = []
         for id in ref.objectIDs {
             reachable.insert(id)
-            if !healthy.contains(id) { problems.append("object \(id.hex) is missing or corrupt") }
+            if !healthy.contains(id) { problems.append(("", "object \(id.hex) is missing or corrupt")) }
         }
         guard let root = ref.rootID else { return "bad root id" }
         var pending: [(id: ObjectID, path: String)] = [(root, "")]
@@ -92,12 +92,12 @@ public final class StoreChecker {
             reachable.insert(treeID)
             let directory = path.isEmpty ? "the top directory" : "directory '\(path)'"
             guard healthy.contains(treeID) else {
-                problems.append("tree \(treeID.hex) of \(directory) is missing or corrupt")
+                problems.append((path, "tree \(treeID.hex) of \(directory) is missing or corrupt"))
                 continue
             }
             let tree: Tree
             do { tree = try store.getTree(treeID) } catch {
-                problems.append("tree \(treeID.hex) of \(directory): \(error)")
+                problems.append((path, "tree \(treeID.hex) of \(directory): \(error)"))
                 continue
             }
             for entry in tree.entries {
@@ -108,7 +108,7 @@ public final class StoreChecker {
                     for chunk in chunks {
                         reachable.insert(chunk.id)
                         if !healthy.contains(chunk.id) && !named {
-                            problems.append("chunk \(chunk.id.hex) of '\(entryPath)' is missing or corrupt")
+                            problems.append((entryPath, "chunk \(chunk.id.hex) of '\(entryPath)' is missing or corrupt"))
                             named = true
                         }
                     }
@@ -119,7 +119,7 @@ public final class StoreChecker {
                 }
             }
         }
-        guard let first = problems.min() else { return nil }
+        guard let first = problems.min(by: { ($0.path, $0.text) < ($1.path, $1.text) })?.text else { return nil }
         return problems.count == 1 ? first : first + " (and \(problems.count - 1) more damaged)"
     }
 

@@ -18,7 +18,8 @@
 #   BUILDFS_KEY_PREFIX    (default linux-<arch>)
 #   BUILDFS_KEY_FILES     files/directories whose contents make the key, space-separated,
 #                         relative to the current directory (default: git HEAD's tree id
-#                         when in a git checkout, else every file under .)
+#                         when in a git checkout, else every file under . except
+#                         build outputs: build/, dist/, wheelhouse/, *.egg-info, __pycache__)
 # Other settings (environment):
 #   BUILDFS_MOUNT         the stable path (default /work)
 #   BUILDFS_STORE         the store (default: buildfs's own: $BUILDFS_STORE, ~/.cache/buildfs)
@@ -63,7 +64,10 @@ input_hash() {
     return
   fi
   read -r -a inputs <<< "${BUILDFS_KEY_FILES:-.}"
-  find "${inputs[@]}" -name .git -prune -o -type f -print0 \
+  # Build outputs are not inputs (a key that hashed wheelhouse/ would be new
+  # in every job); the same exclusions as cibuildwheel/buildfs-before-all.sh.
+  find "${inputs[@]}" \( -name .git -o -path ./build -o -path ./dist -o -path ./wheelhouse \
+                        -o -name '*.egg-info' -o -name __pycache__ \) -prune -o -type f -print0 \
     | LC_ALL=C sort -z | xargs -0 -r sha256sum | sha256sum | cut -c1-16
 }
 key=${BUILDFS_KEY:-$prefix-$(input_hash)}

@@ -119,4 +119,9 @@ enum Xattr {
     static func isInternal(_ name: UnsafePointer<CChar>) -> Bool {
         strncmp(name, "trusted.buildfs.", 16) == 0
     }
+
+    /// A security-module attribute (security.selinux, security.capability, ...).
+    static func isSecurityLabel(_ name: UnsafePointer<CChar>) -> Bool {
+        strncmp(name, "security.", 9) == 0
+    }
 }

@@ -9,12 +9,21 @@ extension PassthroughFileSystem {
         replying(req) {
             if Xattr.isInternal(name) { throw Errno(code: ENODATA) }
             let path = table.inode(ino).procPath
-            if size == 0 {
-                fuse_reply_xattr(req, try check(CLinuxCalls.getxattr(path, name, nil, 0)))
-            } else {
-                var value = [UInt8](repeating: 0, count: size)
-                let n = try check(CLinuxCalls.getxattr(path, name, &value, size))
-                fuse_reply_buf(req, value, n)
+            do {
+                if size == 0 {
+                    fuse_reply_xattr(req, try check(CLinuxCalls.getxattr(path, name, nil, 0)))
+                } else {
+                    var value = [UInt8](repeating: 0, count: size)
+                    let n = try check(CLinuxCalls.getxattr(path, name, &value, size))
+                    fuse_reply_buf(req, value, n)
+                }
+            } catch let error as Errno where error.code == ENODATA && Xattr.isSecurityLabel(name) {
+                // FUSE caches no xattrs, and `ls -l` asks every file for its
+                // SELinux label. "Not supported" (never ENOSYS: the kernel
+                // would then stop forwarding every getxattr, ACLs included)
+                // makes coreutils stop asking for the rest of this device.
+                // Labels that exist are still returned above.
+                throw Errno(code: EOPNOTSUPP)
             }
         }
     }

@@ -2,6 +2,7 @@ import CLinuxCalls
 import Foundation
 import Glibc
 import Testing
+import TestSupport
 
 /// Metadata through the mount: modes, owners, timestamps to the nanosecond
 /// (make and ninja decide from them), xattrs, statfs. Same scenario on a
@@ -187,6 +188,35 @@ import Testing
         }
     }
 
+    /// A security label a file does not have is "not supported", not "no
+    /// data": FUSE caches no xattrs, and coreutils stops probing a device
+    /// for SELinux labels only on the former (one request per file of
+    /// `ls -l` otherwise). Labels a file has are returned as they are, and
+    /// other namespaces keep ENODATA (ACLs and user attributes work).
+    @Test(.enabled(if: MountKind.current == .buildfs && getuid() == 0, "buildfs, as root (security.* needs CAP_SYS_ADMIN)"))
+    func missingSecurityLabelsAreNotSupportedAndPresentOnesAreReturned() throws {
+        let file = fixture.mnt + "/labelled", other = fixture.mnt + "/plain"
+        for path in [file, other] { #expect(FileManager.default.createFile(atPath: path, contents: Data("x".utf8))) }
+        func get(_ path: String, _ name: String) -> (String?, Int32) {
+            var value = [UInt8](repeating: 0, count: 64)
+            let n = getxattr(path, name, &value, value.count)
+            return n < 0 ? (nil, errno) : (String(decoding: value.prefix(n), as: UTF8.self), 0)
+        }
+        #expect(get(other, "security.selinux").1 == EOPNOTSUPP)
+        #expect(get(other, "security.capability").1 == EOPNOTSUPP)
+        #expect(get(other, "user.missing").1 == ENODATA)
+        #expect(get(other, "system.posix_acl_access").1 == ENODATA)
+        let label = Array("system_u:object_r:test_t".utf8)
+        #expect(label.withUnsafeBytes { setxattr(file, "security.buildfs-test", $0.baseAddress, $0.count, 0) } == 0,
+                "setxattr: \(String(cString: strerror(errno)))")
+        #expect(get(file, "security.buildfs-test").0 == "system_u:object_r:test_t")
+        #expect(get(file, "security.buildfs-test").0 == get(fixture.upper + "/labelled", "security.buildfs-test").0)
+        // `ls -l` of many unlabelled files lists them all without an error.
+        for i in 0..<50 { FileManager.default.createFile(atPath: fixture.mnt + "/f\(i)", contents: nil) }
+        let ls = try Shell.run(["ls", "-l", fixture.mnt])
+        #expect(ls.succeeded && ls.stderr.isEmpty && ls.stdout.split(separator: "\n").count == 53, "\(ls.summary)")
+    }
+
     /// df on the mount reports the upper directory's file system.
     @Test func statfsReportsTheUpperFileSystem() throws {
         let lines = expectSameOnMountAndPlain(fixture, expecting: ["statvfs: ok", "name max = 255"]) { p in
@@ -201,5 +231,21 @@ import Testing
             p.check("close", close(fd))
         }
         #expect(lines.contains { $0.hasPrefix("total bytes = ") && $0 != "total bytes = 0" })
+    }
+
+    /// stat shows a FUSE request's worth as the preferred I/O size: stdio
+    /// sizes its buffers by it, and every write() through the mount is a
+    /// round trip (ar and ld writing a library made half as many).
+    @Test(.enabled(if: MountKind.current == .buildfs, "buildfs's own attribute"))
+    func preferredIOSizeIsOneRequest() throws {
+        let path = fixture.mnt + "/f"
+        #expect(FileManager.default.createFile(atPath: path, contents: Data("x".utf8)))
+        var st = stat()
+        #expect(lstat(path, &st) == 0)
+        #expect(st.st_blksize == 128 << 10)
+        let fd = open(path, O_RDONLY)
+        defer { close(fd) }
+        #expect(fstat(fd, &st) == 0)
+        #expect(st.st_blksize == 128 << 10)
     }
 }

@@ -96,12 +96,21 @@ extension PassthroughFileSystem {
         }
     }
 
-    /// Attributes as the user sees them: a stub is sparse on disk but not to
-    /// `du`, a hard link's index entry is not one of its names, and the
-    /// index directory is not the root's.
+    /// The preferred I/O size a stat shows (st_blksize). stdio sizes its
+    /// buffer by it (up to BUFSIZ, 8 KiB), and through FUSE every write()
+    /// is a round trip (two when it starts inside a page the kernel has not
+    /// cached, as most of them do): the upper file system's 4 KiB doubled
+    /// the requests of `ar` and `ld` writing a library.
+    static let preferredIOSize = 128 << 10
+
+    /// Attributes as the user sees them: a preferred I/O size of a FUSE
+    /// request's worth, and, over a snapshot, a stub is sparse on disk but
+    /// not to `du`, a hard link's index entry is not one of its names, and
+    /// the index directory is not the root's.
     func presented(_ inode: Inode, _ st: stat) -> stat {
-        guard let state = lowerState(inode) else { return st }
         var shown = st
+        shown.st_blksize = Self.preferredIOSize
+        guard let state = lowerState(inode) else { return shown }
         // The hidden link index is a subdirectory of the root: not counted.
         if inode === table.root && shown.st_nlink > 2 { shown.st_nlink -= 1 }
         if state.stub != nil { shown.st_blocks = (st.st_size + 511) / 512 }

@@ -44,12 +44,12 @@ struct CibuildwheelContainerTests {
         let stats = directory.sub("stats")
         try FileManager.default.createDirectory(atPath: stats, withIntermediateDirectories: true)
 
-        func containerRun(_ name: String) throws -> (stats: CcacheStats, log: String, wheels: [String]) {
+        func containerRun(_ name: String, environment: [String: String] = [:]) throws -> (stats: CcacheStats, log: String, wheels: [String]) {
             let project = directory.sub("checkout-" + name)
             try checkout(fixture: "setuptools-ext", to: project)
             try addRecipe(to: project, lab: lab, store: store, statsFile: stats + "/ccache-stats")
             let output = directory.sub("wheelhouse-" + name)
-            let result = lab.buildWheel(project: project, output: output)
+            let result = lab.buildWheel(project: project, output: output, extraEnvironment: environment)
             let log = result.stdout + result.stderr
             guard result.succeeded else { throw ContainerTestFailure("cibuildwheel \(name) failed: \(result.summary)") }
             #expect(lab.leftovers(store: store).isEmpty, "\(name): left behind: \(lab.leftovers(store: store))")
@@ -65,7 +65,12 @@ struct CibuildwheelContainerTests {
         let keys1 = snapshotKeys(lab: lab, store: store)
         #expect(keys1.count == 1 && keys1[0].hasPrefix("cibw-manylinux_2_36_x86_64-"), "store after run 1: \(keys1)")
 
-        let second = try containerRun("run2")
+        // Run 2 picks the engine the way the snippet's comment says, in the
+        // environment, which replaces the table: the flags must come along.
+        let engine = "podman; create_args: --device /dev/fuse --cap-add SYS_ADMIN -v \(store):/buildfs-store"
+            + " -v \(lab.buildfs):/usr/local/bin/buildfs:ro"
+        let second = try containerRun("run2", environment: ["CIBW_CONTAINER_ENGINE": engine])
+        #expect(second.log.contains("create_args: ('--device', '/dev/fuse'"), "run 2 did not use CIBW_CONTAINER_ENGINE")
         #expect(keys1.count == 1 && second.log.contains("over snapshot '\(keys1[0])'"),
                 "run 2 did not mount run 1's snapshot:\n\(second.log.suffix(3000))")
         #expect(second.stats.hits == Self.compilations && second.stats.misses == 0,
@@ -238,7 +243,7 @@ struct CibuildwheelContainerTests {
 /// README says), and mount-helpers/cibuildwheel/pyproject-snippet.toml
 /// appended to pyproject.toml in its documented podman form, with these
 /// test-only changes: the store is the test's directory; the release binary
-/// is bound at /usr/local/bin/buildfs (on PATH, where before-all looks first);
+/// bound at /usr/local/bin/buildfs is scripts/build-release's, not the host's;
 /// before-build zeroes ccache's counters instead of `pip install` (the image
 /// has the build requirements; the tests keep the containers off PyPI);
 /// ccache's counters are written to the host (cibuildwheel's /host) before
@@ -256,9 +261,10 @@ func addRecipe(to project: String, lab: ContainerLab, store: String, statsFile: 
         text.replaceSubrange(range, with: new)
     }
     try replace("container-engine = { name = \"docker\", create-args = [",
-                "container-engine = { name = \"podman\", create-args = [\n  \"-v\", \"\(lab.buildfs):/usr/local/bin/buildfs:ro\",")
+                "container-engine = { name = \"podman\", create-args = [")
+    try replace("\"/usr/local/bin/buildfs:/usr/local/bin/buildfs:ro\"", "\"\(lab.buildfs):/usr/local/bin/buildfs:ro\"")
     try replace("\"apparmor:unconfined\"", "\"apparmor=unconfined\"")
-    try replace("\"-v\", \"/var/cache/buildfs:/buildfs-store\",\n] }", "\"-v\", \"\(store):/buildfs-store\",\n] }")
+    try replace("\"/var/cache/buildfs:/buildfs-store\"", "\"\(store):/buildfs-store\"")
     try replace("before-build = \"pip install setuptools wheel\"", "before-build = \"ccache -z\"")
     try replace("  \"bash {package}/ci/buildfs-after-all.sh\",\n]",
                 "  \"ccache --print-stats > /host\(statsFile)\",\n  \"bash {package}/ci/buildfs-after-all.sh\",\n]")

@@ -51,6 +51,40 @@ bench_median() {
               print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
+# bench_elapsed START END: seconds between two $EPOCHREALTIME readings (3 decimals).
+bench_elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f\n", b - a }'; }
+
+# bench_ratio A B: A / B (3 decimals), n/a when B is 0.
+bench_ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.3f\n", a / b }'; }
+
+# bench_verdict RATIO TARGET: PASS when RATIO <= TARGET, else FAIL (n/a stays n/a).
+bench_verdict() {
+    awk -v r="$1" -v t="$2" 'BEGIN { if (r == "n/a") print "n/a"; else print (r + 0 <= t + 0) ? "PASS" : "FAIL" }'
+}
+
+# bench_build_tree SIZE OUT: a built C project's tree (make-build-tree.sh)
+# at OUT, reused when it is there. SIZE 300 is that tree as it is (~330 MB,
+# 8.3k files: the project's build and a toolchain copy); SIZE 1200 adds a
+# sysroot under toolchain/sysroot (~1.2 GB in all): the system's
+# /usr/lib/TRIPLET (its shared and static libraries) and /usr/lib/python3*,
+# the kind of SDK a cross-compiling job caches.
+bench_build_tree() {
+    local size=$1 out=$2 sysroot=$2/toolchain/sysroot dir
+    "$_BENCH_LIB_DIR/make-build-tree.sh" "$out" || return 1
+    case $size in
+        300) return 0 ;;
+        1200) [[ ! -f $out/.bench-sysroot ]] || return 0 ;;
+        *) echo "bench_build_tree: size 300 or 1200, not $size" >&2; return 1 ;;
+    esac
+    rm -rf "$sysroot"
+    for dir in "/usr/lib/$(gcc -dumpmachine)" /usr/lib/python3*; do
+        [[ -d $dir ]] || continue
+        mkdir -p "$sysroot$(dirname "$dir")"
+        cp -a "$dir" "$sysroot$(dirname "$dir")/"
+    done
+    touch "$out/.bench-sysroot"
+}
+
 # Deleting many files. This machine's root filesystem is ext4 without a
 # journal: for a few minutes after inodes are freed, the inode allocator skips
 # them at a cost, so creating files right after a bulk deletion is several
@@ -122,8 +156,11 @@ bench_fuse_stop() {
 # RssAnon, RssFile), or Threads.
 bench_status_kb() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
 
-# bench_revision: the repository's revision, noting uncommitted changes to Sources.
+# bench_revision: the repository's revision, noting uncommitted changes to
+# Sources; BENCH_REVISION instead when set (a binary built from elsewhere,
+# e.g. from a `git archive` of a commit while the checkout has other edits).
 bench_revision() {
+    if [[ -n ${BENCH_REVISION:-} ]]; then echo "$BENCH_REVISION"; return; fi
     local repo=$_BENCH_LIB_DIR/..
     echo "$(git -C "$repo" rev-parse --short HEAD)$(git -C "$repo" diff --quiet HEAD -- Sources || echo ' + uncommitted changes')"
 }
@@ -201,8 +238,11 @@ bench_report_header() {
     bench_machine_lines "$3"
     echo "- buildfs: repo revision $(bench_revision), binary \`${BUILDFS:-buildfs}\`"
     if [[ -n ${BUILDFS_BEFORE:-} ]]; then echo "- buildfs-before: binary \`$BUILDFS_BEFORE\`"; fi
-    if command -v bindfs >/dev/null; then echo "- $(bindfs --version 2>&1 | grep -m 1 '^bindfs')"; fi
-    if command -v fuse-overlayfs >/dev/null; then
+    local peers=" ${FS_LIST[*]:-bindfs fuse-overlayfs} "
+    if [[ $peers == *" bindfs "* ]] && command -v bindfs >/dev/null; then
+        echo "- $(bindfs --version 2>&1 | grep -m 1 '^bindfs')"
+    fi
+    if [[ $peers == *" fuse-overlayfs "* ]] && command -v fuse-overlayfs >/dev/null; then
         echo "- $(fuse-overlayfs --version 2>&1 | grep -m 1 '^fuse-overlayfs')"
     fi
     echo "- rounds: $2, order rotating; 1-min load average during the run:" \

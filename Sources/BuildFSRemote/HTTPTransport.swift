@@ -13,10 +13,26 @@ import Synchronization
 /// errors, timeouts, 5xx, 408, 429). Everything else fails at once with one
 /// line that says what to do.
 final class HTTPTransport: Sendable {
-    /// One client for the whole process, never shut down: it lives as long
-    /// as the program and keeps its connections to the server alive.
-    private static let client: HTTPClient = {
+    /// One client per server address for the whole process, never shut
+    /// down: it lives as long as the program and keeps its connections to
+    /// the server alive. The host name is resolved by HostResolver (the
+    /// static binary's getaddrinfo would follow the image's nsswitch.conf)
+    /// and handed over as a DNS override, which keeps the name in the Host
+    /// header and in TLS.
+    private static let clients = Mutex<[[String: String]: HTTPClient]>([:])
+
+    private static func client(dnsOverride: [String: String]) -> HTTPClient {
+        clients.withLock { clients in
+            if let client = clients[dnsOverride] { return client }
+            let client = makeClient(dnsOverride: dnsOverride)
+            clients[dnsOverride] = client
+            return client
+        }
+    }
+
+    private static func makeClient(dnsOverride: [String: String]) -> HTTPClient {
         var configuration = HTTPClient.Configuration()
+        configuration.dnsOverride = dnsOverride
         // A refused or failed connect is retried by the client's pool
         // until this timeout: that is the retry for a server that is down.
         configuration.timeout = .init(connect: .seconds(5), read: .seconds(60))
@@ -25,7 +41,9 @@ final class HTTPTransport: Sendable {
         // A redirect could carry our credentials to another host.
         configuration.redirectConfiguration = .disallow
         return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
-    }()
+    }
+
+    private let client: HTTPClient
 
     let endpoint: RemoteEndpoint
     private let headers: HTTPHeaders
@@ -60,6 +78,12 @@ final class HTTPTransport: Sendable {
             self.tls = tls
         } else {
             tls = nil
+        }
+        do {
+            let address = try HostResolver().address(of: endpoint.host)
+            client = HTTPTransport.client(dnsOverride: address == endpoint.host ? [:] : [endpoint.host: address])
+        } catch let failure as HostResolver.Failure {
+            throw BuildFSError.remote(location: endpoint.base, reason: "\(failure); check the host name in --store")
         }
         self.endpoint = endpoint
         self.headers = headers
@@ -122,6 +146,10 @@ final class HTTPTransport: Sendable {
                     location: endpoint.base,
                     reason: "TLS failed (\(HTTPTransport.describe(error))); for a server whose certificate comes from a private CA, "
                         + "set \(RemoteOptions.caFileVariable) to that CA's PEM file")
+            } catch let error as NIOSSLExtraError where error == .failedToValidateHostname {
+                throw BuildFSError.remote(
+                    location: endpoint.base,
+                    reason: "TLS failed: the server's certificate is not for \(endpoint.host); give --store the host name its certificate names")
             } catch where HTTPTransport.isConnectFailure(error) {
                 // The pool kept trying to connect for the connect timeout already.
                 throw BuildFSError.remote(
@@ -148,7 +176,7 @@ final class HTTPTransport: Sendable {
                                              body: body.map { .bytes($0) }, tlsConfiguration: tls)
         counters.requested(method)
         let delegate = ResponseAccumulator(request: request, maxBodySize: maxBody)
-        return try HTTPTransport.client.execute(request: request, delegate: delegate, deadline: .now() + timeout)
+        return try client.execute(request: request, delegate: delegate, deadline: .now() + timeout)
             .futureResult.wait()
     }
 

@@ -8,6 +8,8 @@ public struct RemoteEndpoint: Sendable, Equatable {
     /// `scheme://host[:port][/path]`, no trailing slash, no user info.
     public let base: String
     public let isTLS: Bool
+    /// The host as written (no brackets): a name, or an address literal.
+    public let host: String
     /// From the URL's user info, percent-decoded.
     public let user: String?
     public let password: String?
@@ -27,6 +29,7 @@ public struct RemoteEndpoint: Sendable, Equatable {
             throw BuildFSError.usage("--store \(RemoteEndpoint.redacted(location)): a store URL takes no ?query or #fragment")
         }
         isTLS = scheme == "https"
+        self.host = host
         user = parts.user
         password = parts.password
         var path = parts.percentEncodedPath

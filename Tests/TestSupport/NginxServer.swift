@@ -26,12 +26,16 @@ public final class NginxServer: @unchecked Sendable {
     /// PEM of the CA that signed the server's certificate (with `tls`).
     public var caFile: String { directory.sub("ca.pem") }
 
+    /// With `tls`: the certificate names only this host (DNS), not 127.0.0.1.
+    public let serverName: String?
+
     public init(credentials: (user: String, password: String)? = nil, requestsPerSecond: Int? = nil,
-                tls: Bool = false) throws {
+                tls: Bool = false, serverName: String? = nil) throws {
         directory = TemporaryDirectory("buildfs-nginx")
         self.credentials = credentials
         self.requestsPerSecond = requestsPerSecond
         self.tls = tls
+        self.serverName = serverName
         port = NginxServer.freePort()
         if tls { try makeCertificates() }
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
@@ -87,13 +91,13 @@ public final class NginxServer: @unchecked Sendable {
             """
     }
 
-    /// A CA, and a certificate for 127.0.0.1 signed by it, with openssl.
+    /// A CA, and a certificate for 127.0.0.1 (or `serverName`) signed by it, with openssl.
     private func makeCertificates() throws {
         let script = """
             set -e
             openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj '/CN=buildfs test CA'
-            openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj '/CN=127.0.0.1'
-            printf 'subjectAltName=IP:127.0.0.1\\n' > server.ext
+            openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj '/CN=\(serverName ?? "127.0.0.1")'
+            printf 'subjectAltName=\(serverName.map { "DNS:\($0)" } ?? "IP:127.0.0.1")\\n' > server.ext
             openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile server.ext
             """
         let result = try Shell.run(["/bin/bash", "-c", script], directory: directory.path)

@@ -12,11 +12,11 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-binary=${1:-$here/../.build/release/buildfs}
+binary=${1:-$here/../.build-release/buildfs}   # what scripts/build-release makes
 prefix=${PREFIX:-/usr/local}
 
 if [ ! -x "$binary" ]; then
-  echo "install.sh: no buildfs binary at $binary; build it first: swift build -c release --static-swift-stdlib --product buildfs" >&2
+  echo "install.sh: no buildfs binary at $binary; build it first: scripts/build-release" >&2
   exit 1
 fi
 if ! command -v mount.fuse3 >/dev/null && [ ! -x /sbin/mount.fuse3 ]; then

@@ -248,3 +248,140 @@ bench_report_header() {
     echo "- rounds: $2, order rotating; 1-min load average during the run:" \
         "$(sort -g "$BENCH_LOAD_LOG" | head -n 1) to $(sort -g "$BENCH_LOAD_LOG" | tail -n 1)"
 }
+
+# ------------------------------------------ remote stores over HTTP (nginx) --
+# Used by bench/remote.sh; any script that needs a Bazel-style HTTP cache on
+# 127.0.0.1, optionally behind bench/latency-proxy.py, can use them.
+
+# bench_free_port: a TCP port on 127.0.0.1 that was free a moment ago.
+bench_free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# bench_nginx_start DIR: nginx with WebDAV PUT (the configuration Bazel
+# documents for its HTTP cache) on a free 127.0.0.1 port, serving DIR/data
+# under /cache/, as a background job; returns once it answers. Sets
+# BENCH_NGINX_PID, BENCH_NGINX_PORT and BENCH_NGINX_LOG, its access log, one
+# line a request: method, uri, status, request length (headers and body),
+# bytes sent, connection serial number.
+bench_nginx_start() {
+    local dir i
+    dir=$(realpath -m "$1")
+    mkdir -p "$dir/data/cache" "$dir/temp"
+    BENCH_NGINX_PORT=$(bench_free_port)
+    BENCH_NGINX_LOG=$dir/access.log
+    cat >"$dir/nginx.conf" <<CONF
+daemon off;
+master_process off;
+user root;
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/error.log;
+events { worker_connections 1024; }
+http {
+  log_format bench '\$request_method \$uri \$status \$request_length \$bytes_sent \$connection';
+  access_log $BENCH_NGINX_LOG bench;
+  client_body_temp_path $dir/temp/body;
+  proxy_temp_path $dir/temp/proxy;
+  fastcgi_temp_path $dir/temp/fastcgi;
+  uwsgi_temp_path $dir/temp/uwsgi;
+  scgi_temp_path $dir/temp/scgi;
+  sendfile on;
+  keepalive_requests 100000;
+  server {
+    listen 127.0.0.1:$BENCH_NGINX_PORT;
+    location /cache/ {
+      root $dir/data;
+      dav_methods PUT;
+      create_full_put_path on;
+      client_max_body_size 2G;
+      allow all;
+    }
+  }
+}
+CONF
+    : >"$BENCH_NGINX_LOG"
+    nginx -p "$dir" -c "$dir/nginx.conf" & BENCH_NGINX_PID=$!
+    for (( i = 0; i < 100; i++ )); do
+        curl -s -o /dev/null "http://127.0.0.1:$BENCH_NGINX_PORT/" && return 0
+        kill -0 "$BENCH_NGINX_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "bench_nginx_start: nginx did not start (see $dir/error.log)" >&2
+    return 1
+}
+
+# bench_nginx_stop: stops the nginx of bench_nginx_start.
+bench_nginx_stop() {
+    [[ -n ${BENCH_NGINX_PID:-} ]] || return 0
+    kill "$BENCH_NGINX_PID" 2>/dev/null || true
+    wait "$BENCH_NGINX_PID" 2>/dev/null || true
+    BENCH_NGINX_PID=
+}
+
+# bench_nginx_mark: how many requests nginx has logged so far (a step's start).
+bench_nginx_mark() { wc -l <"$BENCH_NGINX_LOG"; }
+
+# bench_nginx_step MARK: what the requests logged since MARK did, as
+# "REQUESTS BYTES_TO_SERVER BYTES_FROM_SERVER CONNECTIONS GETS PUTS HEADS"
+# (bytes with headers; connections: distinct ones that carried a request).
+bench_nginx_step() {
+    tail -n +"$(( $1 + 1 ))" "$BENCH_NGINX_LOG" | awk '
+        { n++; up += $4; down += $5; if (!($6 in c)) { c[$6]; conns++ } m[$1]++ }
+        END { printf "%d %d %d %d %d %d %d\n", n, up, down, conns, m["GET"], m["PUT"], m["HEAD"] }'
+}
+
+# bench_proxy_start TARGET_PORT DELAY_MS: bench/latency-proxy.py on a free
+# 127.0.0.1 port, forwarding to 127.0.0.1:TARGET_PORT with every chunk held
+# DELAY_MS each way (RTT = 2 DELAY_MS). Sets BENCH_PROXY_PID and
+# BENCH_PROXY_PORT; its counters go to BENCH_PROXY_STATS (JSON, at stop).
+bench_proxy_start() {
+    local out i
+    out=$(mktemp)
+    BENCH_PROXY_STATS=${BENCH_PROXY_STATS:-$out.json}
+    python3 "$_BENCH_LIB_DIR/latency-proxy.py" --target "127.0.0.1:$1" --delay-ms "$2" \
+        --stats "$BENCH_PROXY_STATS" >"$out" 2>/dev/null & BENCH_PROXY_PID=$!
+    for (( i = 0; i < 100; i++ )); do
+        BENCH_PROXY_PORT=$(head -n 1 "$out")
+        if [[ -n $BENCH_PROXY_PORT ]]; then rm -f "$out"; return 0; fi
+        kill -0 "$BENCH_PROXY_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    rm -f "$out"
+    echo "bench_proxy_start: latency-proxy.py did not start" >&2
+    return 1
+}
+
+# bench_proxy_stop: stops the proxy of bench_proxy_start (its counters are
+# then in BENCH_PROXY_STATS).
+bench_proxy_stop() {
+    [[ -n ${BENCH_PROXY_PID:-} ]] || return 0
+    kill -TERM "$BENCH_PROXY_PID" 2>/dev/null || true
+    wait "$BENCH_PROXY_PID" 2>/dev/null || true
+    BENCH_PROXY_PID=
+}
+
+# bench_time_capped CAP COMMAND...: runs COMMAND (its output to stderr) and
+# prints the seconds it took (3 decimals), or ">CAP" when it was still
+# running after CAP seconds and was stopped (timeout: its whole process
+# group). Fails when COMMAND fails.
+bench_time_capped() {
+    local cap=$1 start end rc=0
+    shift
+    start=$EPOCHREALTIME
+    timeout --kill-after=10 "$cap" "$@" >&2 || rc=$?
+    end=$EPOCHREALTIME
+    if (( rc == 124 || rc == 137 )); then echo ">$cap"; return 0; fi
+    (( rc == 0 )) || return "$rc"
+    awk -v a="$start" -v b="$end" 'BEGIN { printf "%.3f\n", b - a }'
+}
+
+# bench_median_capped FILE: bench_median of FILE whose lines may also be
+# ">CAP" (a run stopped at CAP seconds, counted as longer than any other);
+# ">CAP" when that is the median.
+bench_median_capped() {
+    local median
+    median=$(sed 's/^>.*/1e18/' "$1" | bench_median /dev/stdin) || return 1
+    if awk -v m="$median" 'BEGIN { exit !(m >= 1e17) }'; then median=$(grep -m 1 '^>' "$1"); fi
+    echo "$median"
+}

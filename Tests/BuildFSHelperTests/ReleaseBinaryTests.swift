@@ -107,6 +107,40 @@ import TestSupport
         #expect(Date().timeIntervalSince(start) < 10, "not retried")
     }
 
+    /// A static glibc's getaddrinfo loads the NSS modules the image's
+    /// /etc/nsswitch.conf names (and with them the image's libc.so.6) into
+    /// the process. buildfs resolves names itself and never does.
+    @Test func theImagesNSSModulesAreNeverLoaded() throws {
+        let server = try NginxServer()
+        let root = try EmptyRoot()
+        try root.addNSSModuleAnsweringEverything()
+        try "127.0.0.1 cache.buildfs.test\n".write(toFile: root.sub("etc/hosts"), atomically: true, encoding: .utf8)
+        // The control: a static C program's getaddrinfo in this root takes
+        // the module's answer, not /etc/hosts'.
+        try """
+            #include <netdb.h>
+            #include <stdio.h>
+            #include <arpa/inet.h>
+            int main(int argc, char **argv) {
+                struct addrinfo *result;
+                if (getaddrinfo(argv[1], 0, 0, &result)) return 1;
+                char text[64];
+                puts(inet_ntop(AF_INET, &((struct sockaddr_in *)result->ai_addr)->sin_addr, text, sizeof text));
+                return 0;
+            }
+
+            """.write(toFile: root.sub("lookup.c"), atomically: true, encoding: .utf8)
+        let compiled = run(["gcc", "-static", "-o", root.sub("lookup"), root.sub("lookup.c")], timeout: 120)
+        try #require(compiled.succeeded, "\(compiled)")
+        let control = run(["env", "-i", EmptyRoot.chroot, root.path, "/lookup", "cache.buildfs.test"])
+        #expect(control.stdout == "10.99.99.99\n", "\(control)")
+        #expect(FileManager.default.fileExists(atPath: root.sub("nss-module-was-loaded")))
+        try FileManager.default.removeItem(atPath: root.sub("nss-module-was-loaded"))
+
+        try roundTrip(root, store: "http://cache.buildfs.test:\(server.port)/cache", server: server)
+        #expect(!FileManager.default.fileExists(atPath: root.sub("nss-module-was-loaded")))
+    }
+
     /// Import into the remote store, export through a fresh cache (so every
     /// object comes from the server), compare.
     private func roundTrip(_ root: EmptyRoot, store: String, server: NginxServer, exportStore: String? = nil,
@@ -162,6 +196,48 @@ final class EmptyRoot {
         let result = runCommand(["env", "-i"] + variables + [EmptyRoot.chroot, path, "/buildfs"] + arguments, timeout: timeout)
         return Outcome(command: "chroot \(path) /buildfs " + arguments.joined(separator: " "),
                        status: result.status, stdout: result.stdout, stderr: result.stderr)
+    }
+
+    /// An image's NSS module, first in /etc/nsswitch.conf: it answers every
+    /// host name with 10.99.99.99 and leaves /nss-module-was-loaded. With the
+    /// C library it needs, so that a dlopen() of it would succeed.
+    func addNSSModuleAnsweringEverything() throws {
+        let multiarch = run(["gcc", "-print-multiarch"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let libraries = sub("lib/\(multiarch)")
+        try FileManager.default.createDirectory(atPath: libraries, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: sub("etc"), withIntermediateDirectories: true)
+        try """
+            #include <nss.h>
+            #include <netdb.h>
+            #include <stdio.h>
+            #include <string.h>
+            #include <arpa/inet.h>
+            enum nss_status _nss_imagemodule_gethostbyname4_r(const char *name, struct gaih_addrtuple **result,
+                    char *buffer, size_t length, int *error, int *herror, int *ttl) {
+                FILE *mark = fopen("/nss-module-was-loaded", "w");
+                if (mark) fclose(mark);
+                struct gaih_addrtuple *tuple = (struct gaih_addrtuple *)buffer;
+                memset(tuple, 0, sizeof *tuple);
+                tuple->family = AF_INET;
+                inet_pton(AF_INET, "10.99.99.99", tuple->addr);
+                tuple->name = (char *)name;
+                *result = tuple;
+                return NSS_STATUS_SUCCESS;
+            }
+
+            """.write(toFile: sub("module.c"), atomically: true, encoding: .utf8)
+        let module = libraries + "/libnss_imagemodule.so.2"
+        let compiled = run(["gcc", "-shared", "-fPIC", "-o", module, sub("module.c")], timeout: 120)
+        guard compiled.succeeded else { throw SpawnFailure(description: "\(compiled)") }
+        // libc.so.6 and the dynamic loader, from what ldd says the module needs.
+        for line in run(["ldd", module]).stdout.split(separator: "\n") {
+            guard let path = line.split(whereSeparator: \.isWhitespace).map(String.init).first(where: { $0.hasPrefix("/") })
+            else { continue }
+            // The file, not a symlink (/lib64/ld-linux-x86-64.so.2 is one).
+            try FileManager.default.copyItem(atPath: (path as NSString).resolvingSymlinksInPath,
+                                             toPath: libraries + "/" + (path as NSString).lastPathComponent)
+        }
+        try "hosts: imagemodule files dns\n".write(toFile: sub("etc/nsswitch.conf"), atomically: true, encoding: .utf8)
     }
 
     /// Processes whose root directory is this one (a daemon left behind).

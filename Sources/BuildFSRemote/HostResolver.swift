@@ -18,14 +18,10 @@ import Glibc
 public struct HostResolver: Sendable {
     public var hostsFile: String
     public var resolvConf: String
-    /// Fixed answers (tests); consulted before `hostsFile`.
-    public var fixed: [String: String]
 
-    public init(hostsFile: String = "/etc/hosts", resolvConf: String = "/etc/resolv.conf",
-                fixed: [String: String] = [:]) {
+    public init(hostsFile: String = "/etc/hosts", resolvConf: String = "/etc/resolv.conf") {
         self.hostsFile = hostsFile
         self.resolvConf = resolvConf
-        self.fixed = fixed
     }
 
     public struct Failure: Error, CustomStringConvertible, Equatable {
@@ -45,7 +41,6 @@ public struct HostResolver: Sendable {
         if HostResolver.isAddress(host) { return host }
         let name = host.hasSuffix(".") ? String(host.dropLast()) : host
         guard !name.isEmpty else { throw Failure(description: "an empty host name") }
-        if let address = fixed[name.lowercased()] { return address }
         let fromHosts = HostResolver.parseHosts((try? String(contentsOfFile: hostsFile, encoding: .utf8)) ?? "", name: name)
         if let address = HostResolver.preferred(fromHosts) { return address }
         let lowered = name.lowercased()
@@ -54,7 +49,7 @@ public struct HostResolver: Sendable {
 
         let configuration = HostResolver.parseResolvConf((try? String(contentsOfFile: resolvConf, encoding: .utf8)) ?? "")
         var problems: [String] = []
-        for candidate in configuration.candidates(for: host) {
+        search: for candidate in configuration.candidates(for: host) {
             for type in [DNSMessage.typeA, DNSMessage.typeAAAA] {
                 switch query(candidate, type: type, configuration: configuration) {
                 case .addresses(let addresses):
@@ -63,6 +58,12 @@ public struct HostResolver: Sendable {
                     break
                 case .failed(let why):
                     if !problems.contains(why) { problems.append(why) }
+                case .unreachable(let why):
+                    // No server answers at all: asking for more names would
+                    // only wait out the same timeouts again (the C library
+                    // stops here too).
+                    problems.append(why)
+                    break search
                 }
             }
         }
@@ -153,19 +154,25 @@ public struct HostResolver: Sendable {
         case addresses([String])
         /// NXDOMAIN, or no record of this type: try the next name.
         case nameError
+        /// A server answered with an error (SERVFAIL, REFUSED).
         case failed(String)
+        /// No server answered at all (timeouts, nothing listening).
+        case unreachable(String)
     }
 
     /// Asks each nameserver in turn, `attempts` rounds, until one answers.
     func query(_ name: String, type: UInt16, configuration: ResolvConf) -> Answer {
         var lastFailure = "no answer"
+        var anyAnswer = false
         for _ in 0..<configuration.attempts {
             for server in configuration.nameservers {
                 switch HostResolver.exchange(name: name, type: type, server: server,
                                              timeoutMilliseconds: configuration.timeoutSeconds * 1000) {
                 case .success(let answer):
                     switch answer {
-                    case .failed(let why): lastFailure = "\(server): \(why)"
+                    case .failed(let why):
+                        anyAnswer = true
+                        lastFailure = "\(server): \(why)"
                     default: return answer
                     }
                 case .failure(let failure):
@@ -173,7 +180,7 @@ public struct HostResolver: Sendable {
                 }
             }
         }
-        return .failed(lastFailure)
+        return anyAnswer ? .failed(lastFailure) : .unreachable(lastFailure)
     }
 
     /// One question to one server over UDP; over TCP when the answer comes

@@ -88,6 +88,7 @@ public final class Child: @unchecked Sendable {
 
 public struct SpawnFailure: Error, CustomStringConvertible {
     public var description: String
+    public init(description: String) { self.description = description }
 }
 
 /// An unlinked temporary file a child writes its output to (a pipe would

@@ -46,7 +46,7 @@ SIZES=(300 1200)
 
 while (( $# )); do
     if [[ $1 == --trees ]]; then IFS=, read -ra SIZES <<<"$2"
-    else bench_fs_option "$1" "${2:-}" || { sed -n '13,14p' "$0" >&2; exit 2; }; fi
+    else bench_fs_option "$1" "${2:-}" || { sed -n '14,15p' "$0" >&2; exit 2; }; fi
     shift 2
 done
 bench_check_fs_list
@@ -83,7 +83,9 @@ restore_buildfs() {   # WAY SIZE
     JOB_DIR=$STABLE
 }
 save_buildfs() {
-    run "$(binary_of "$1")" commit "$STABLE" --key "t$2-$1-r$ROUND" --store "$WORK_ROOT/store-$1-$2"
+    local key=t$2-$1-r$ROUND
+    (( ROUND > 0 )) || key=t$2-$1-warmup
+    run "$(binary_of "$1")" commit "$STABLE" --key "$key" --store "$WORK_ROOT/store-$1-$2"
     SAVE_SPLIT=$EPOCHREALTIME   # commit | umount
     run "$(binary_of "$1")" umount "$STABLE"
 }
@@ -95,6 +97,7 @@ restore_tar() {
 }
 save_tar() {
     local archive=$WORK_ROOT/archives/t$2-tar-r$ROUND.tar.zst
+    (( ROUND > 0 )) || archive=$WORK_ROOT/archives/t$2-tar-warmup.tar.zst
     tar -cf - -C "$JOB_DIR" . | zstd -T0 -3 -q >"$archive"
     ln -sfn "$(basename "$archive")" "$WORK_ROOT/archives/t$2-tar-last.tar.zst"
 }
@@ -128,6 +131,7 @@ job() {
     build
     t2=$EPOCHREALTIME
     if [[ $kind == buildfs ]] && (( ROUND == 0 )); then
+        sleep 1.2   # the daemon publishes its counters once a second
         "$(binary_of "$way")" stats "$STABLE" --json >"$DATA/t$SIZE-$way.stats" 2>>"$LOG" || true
     fi
     "save_$kind" "$way" "$SIZE"

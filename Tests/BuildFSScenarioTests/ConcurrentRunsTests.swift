@@ -17,8 +17,7 @@ import TestSupport
         let commitA = runA.commit(key: "from-A")
         #expect(commitA.succeeded, "\(commitA.summary)\n\(scenario.daemonLog())")
         let exported = scenario.directory.sub("exported-A")
-        let export = Exec.run([Shell.buildfs, "export", exported, "--from", "from-A", "--store", runA.store],
-                              environment: scenarioEnvironment(), timeout: 120)
+        let export = scenario.export("from-A", to: exported)
         #expect(export.succeeded, "\(export.summary)")
         #expect(FileManager.default.fileExists(atPath: exported + "/fileA"))
         #expect(!FileManager.default.fileExists(atPath: exported + "/fileB"))

@@ -31,8 +31,7 @@ import TestSupport
         let commit = run.commit(key: "big-table")
         #expect(commit.succeeded, "\(commit.summary)\n\(scenario.daemonLog())")
         let exported = scenario.directory.sub("exported")
-        let export = Exec.run([Shell.buildfs, "export", exported, "--from", "big-table", "--store", scenario.store],
-                              environment: scenarioEnvironment(), timeout: 120)
+        let export = scenario.export("big-table", to: exported)
         #expect(export.succeeded, "\(export.summary)")
         #expect((try? String(contentsOfFile: exported + "/output", encoding: .utf8)) == "built\n")
         // A second mount at the same place is refused as such, not stacked.

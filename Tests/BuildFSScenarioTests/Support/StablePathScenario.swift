@@ -48,6 +48,12 @@ final class StablePathScenario {
         return run
     }
 
+    /// `buildfs export` of snapshot `key` from the scenario's store into `target`.
+    func export(_ key: String, to target: String) -> Outcome {
+        Exec.run([Shell.buildfs, "export", target, "--from", key, "--store", store],
+                 environment: scenarioEnvironment(), timeout: 120)
+    }
+
     /// The tails of the daemon logs of the stable path (buildfs names a log
     /// after the mount namespace and the mount point: one per run).
     func daemonLog() -> String {

@@ -33,11 +33,6 @@ static inline int buildfs_reply_fd_data(fuse_req_t req, int fd, off_t offset, si
     return fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
 
-/// Replies to a read with bytes in memory.
-static inline int buildfs_reply_mem_data(fuse_req_t req, const void *data, size_t size) {
-    return fuse_reply_buf(req, (const char *)data, size);
-}
-
 /// Copies a write request's data (in memory or in a pipe) to `fd` at `offset`.
 static inline ssize_t buildfs_write_buf_to_fd(struct fuse_bufvec *in, int fd, off_t offset) {
     struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));

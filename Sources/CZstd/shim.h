@@ -2,5 +2,4 @@
 #define BUILDFS_CZSTD_SHIM_H
 #define ZDICT_STATIC_LINKING_ONLY
 #include <zstd.h>
-#include <zdict.h>
 #endif

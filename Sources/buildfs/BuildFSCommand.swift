@@ -10,6 +10,13 @@ protocol BuildFSCommand: ParsableCommand {
 }
 
 extension BuildFSCommand {
+    /// `--level` of the commands that compress (import, commit).
+    func validateCompressionLevel(_ level: Int32) throws {
+        guard Zstd.levels.contains(level) else {
+            throw ValidationError("--level must be between \(Zstd.levels.lowerBound) and \(Zstd.levels.upperBound)")
+        }
+    }
+
     func run() throws {
         do {
             try execute()

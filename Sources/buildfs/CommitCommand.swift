@@ -31,6 +31,10 @@ struct CommitCommand: BuildFSCommand {
 
     @OptionGroup var storeOptions: StoreOptions
 
+    func validate() throws {
+        try validateCompressionLevel(level)
+    }
+
     func execute() throws {
         let start = ContinuousClock.now
         let point = MountPreflight.resolvedPath(mountpoint)

@@ -32,9 +32,7 @@ struct ImportCommand: BuildFSCommand {
     @OptionGroup var storeOptions: StoreOptions
 
     func validate() throws {
-        guard Zstd.levels.contains(level) else {
-            throw ValidationError("--level must be between \(Zstd.levels.lowerBound) and \(Zstd.levels.upperBound)")
-        }
+        try validateCompressionLevel(level)
     }
 
     func execute() throws {

@@ -32,8 +32,6 @@ public struct GCPlan: Sendable {
     public var bytesBefore: UInt64 = 0
     /// Estimated from the stored size of every live object.
     public var bytesAfter: UInt64 = 0
-
-    public var bytesFreed: UInt64 { bytesBefore > bytesAfter ? bytesBefore - bytesAfter : 0 }
 }
 
 /// `buildfs gc`: evicts snapshots least recently used first until every

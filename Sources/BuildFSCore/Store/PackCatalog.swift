@@ -37,8 +37,6 @@ final class PackCatalog: Sendable {
     /// Index files that could not be read, with the reason.
     var damaged: [String: String] { state.withLock { $0.damaged } }
 
-    var packNames: [String] { state.withLock { $0.packNames } }
-
     /// Forgets everything and loads the indexes again: after gc removed or
     /// rewrote packs, objects may sit elsewhere now.
     func reload() throws {

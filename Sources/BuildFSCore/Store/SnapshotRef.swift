@@ -17,8 +17,8 @@ public struct SnapshotRef: Codable, Hashable, Sendable {
     public var files: Int
     public var directories: Int
     public var symlinks: Int
-    /// Hex id of the stat index that lets a later import of the same
-    /// directory skip unchanged files (absent for commits from a mount).
+    /// Hex id of the stat index that lets a later import or commit of the
+    /// same directory skip unchanged files.
     public var statIndex: String?
     /// The directory the snapshot was imported from, to find it as a parent.
     public var source: SourceDirectory?

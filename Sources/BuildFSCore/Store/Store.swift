@@ -1,5 +1,5 @@
 /// Where snapshots live: content-addressed objects and named refs. A local
-/// directory implements it; an HTTP cache will too. Objects are handed over
+/// directory implements it, and so does an HTTP cache (BuildFSRemote). Objects are handed over
 /// as their uncompressed content; how they are stored is the store's business.
 public protocol Store: Sendable {
     /// Where the store is, for messages.

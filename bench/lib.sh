@@ -182,7 +182,7 @@ bench_fs_option() {
 # given, and checks that the buildfs binary exists.
 bench_check_fs_list() {
     if [[ -n ${BUILDFS_BEFORE:-} ]]; then FS_LIST+=(buildfs-before); fi
-    [[ -x $BUILDFS ]] || { echo "no buildfs binary at $BUILDFS (swift build -c release --static-swift-stdlib --product buildfs)" >&2; exit 1; }
+    [[ -x $BUILDFS ]] || { echo "no buildfs binary at $BUILDFS (scripts/build-release prints its path; BUILDFS=that path)" >&2; exit 1; }
 }
 
 # One filesystem under test at a time. bench_fs_open FS DIR makes DIR/upper

@@ -7,7 +7,7 @@
 #
 #   bench/fuse-floor.sh [--fs LIST] [--rounds N]
 #
-# Environment: BUILDFS (default <repo>/.build/release/buildfs), RESULTS
+# Environment: BUILDFS (default <repo>/.build-release/buildfs, from scripts/build-release), RESULTS
 # (default bench/results/fuse-floor.md), WORK_ROOT (bench/work/fuse-floor),
 # UNTAR_SOURCES (default: /usr/include /usr/share/perl /usr/share/zoneinfo),
 # PROBES (getxattr calls timed, default 20000).

@@ -26,7 +26,7 @@
 # X is found before timing by bisection over dry runs: the size that makes gc
 # evict half of the snapshots (least recently used = imported first).
 #
-# Environment: BUILDFS (default <repo>/.build-gcbench/release/buildfs),
+# Environment: BUILDFS (default <repo>/.build-release/buildfs),
 # ROUNDS (3), FILES, DIRS, SNAPSHOTS, CHANGE (80), MIN_OBJECTS (200000; 0
 # with --quick), RESULTS, WORK_ROOT (scratch, default bench/work/gc-fsck,
 # git-ignored, removed at the end unless KEEP_WORK=1), SETTLE_SECONDS (see
@@ -51,7 +51,7 @@ if (( QUICK )); then SETTLE_SECONDS=${SETTLE_SECONDS:-0}; fi
 # shellcheck source=lib.sh
 . "$BENCH_DIR/lib.sh"
 
-BUILDFS=${BUILDFS:-$REPO_DIR/.build-gcbench/release/buildfs}
+BUILDFS=${BUILDFS:-$REPO_DIR/.build-release/buildfs}
 ROUNDS=${ROUNDS:-3}
 CHANGE=${CHANGE:-80}
 WORK_ROOT=${WORK_ROOT:-$BENCH_DIR/work/gc-fsck}
@@ -138,7 +138,7 @@ evicted_at() {
 # ------------------------------------------------------------------ steps --
 
 check_tools() {
-    [[ -x $BUILDFS ]] || die "no buildfs binary at $BUILDFS: run swift build -c release --scratch-path $REPO_DIR/.build-gcbench (or set BUILDFS)"
+    [[ -x $BUILDFS ]] || die "no buildfs binary at $BUILDFS: run scripts/build-release (or set BUILDFS)"
     "$BUILDFS" gc --help >/dev/null 2>&1 || die "$BUILDFS has no gc command"
     "$BUILDFS" fsck --help >/dev/null 2>&1 || die "$BUILDFS has no fsck command"
     local tool

@@ -19,7 +19,7 @@
 # to the next, and the report gives medians and ratios of medians.
 #
 # Environment:
-#   BUILDFS    buildfs binary (default: <repo>/.build/release/buildfs)
+#   BUILDFS    buildfs binary (default: <repo>/.build-release/buildfs)
 #   ROUNDS     rounds per alternating measurement (default 5, at least 3)
 #   WORK_ROOT  scratch dir (default bench/work/import-export, git-ignored);
 #              removed at the end unless KEEP_WORK=1
@@ -30,7 +30,7 @@ set -Eeuo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(dirname "$BENCH_DIR")
-BUILDFS=${BUILDFS:-$REPO_DIR/.build/release/buildfs}
+BUILDFS=${BUILDFS:-$REPO_DIR/.build-release/buildfs}
 ROUNDS=${ROUNDS:-5}
 WORK_ROOT=${WORK_ROOT:-$BENCH_DIR/work/import-export}
 KEEP_WORK=${KEEP_WORK:-0}

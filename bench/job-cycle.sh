@@ -26,7 +26,7 @@
 # (its writeback left behind is reported, not counted). --before adds
 # `buildfs-before` (an older binary, its own store) for A/B runs.
 #
-# Environment: BUILDFS (default: the .build-bench release binary), ROUNDS (5),
+# Environment: BUILDFS (default: .build-release/buildfs, from scripts/build-release), ROUNDS (5),
 # WORK_ROOT (bench/work/job-cycle, removed at the end unless KEEP_WORK=1),
 # TREES_DIR (bench/work/job-cycle-trees: the built trees, kept), RESULTS.
 set -Eeuo pipefail
@@ -35,7 +35,7 @@ BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(dirname "$BENCH_DIR")
 # shellcheck source=bench/lib.sh
 . "$BENCH_DIR/lib.sh"
-BUILDFS=${BUILDFS:-$REPO_DIR/.build-bench/release/buildfs}
+BUILDFS=${BUILDFS:-$REPO_DIR/.build-release/buildfs}
 bench_paths job-cycle
 ROUNDS=${ROUNDS:-5}
 KEEP_WORK=${KEEP_WORK:-0}

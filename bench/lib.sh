@@ -22,7 +22,7 @@ BENCH_SETTLE_MARK=$_BENCH_LIB_DIR/work/.last-bulk-delete
 # (bench/results/NAME.md) and WORK_ROOT (bench/work/NAME, git-ignored).
 # shellcheck disable=SC2034 # the caller reads them
 bench_paths() {
-    BUILDFS=${BUILDFS:-$(dirname "$_BENCH_LIB_DIR")/.build/release/buildfs}
+    BUILDFS=${BUILDFS:-$(dirname "$_BENCH_LIB_DIR")/.build-release/buildfs}
     RESULTS=${RESULTS:-$_BENCH_LIB_DIR/results/$1.md}
     WORK_ROOT=${WORK_ROOT:-$_BENCH_LIB_DIR/work/$1}
 }

@@ -15,7 +15,7 @@
 #   --before BINARY  also measure this buildfs binary (e.g. one built from an
 #                    older commit), reported as "buildfs-before"
 #
-# Environment: BUILDFS (default <repo>/.build/release/buildfs), RESULTS
+# Environment: BUILDFS (default <repo>/.build-release/buildfs, from scripts/build-release), RESULTS
 # (default bench/results/many-files-rss.md), WORK_ROOT (scratch, default
 # bench/work/many-files-rss, git-ignored, removed at the end).
 # shellcheck source-path=SCRIPTDIR

@@ -20,7 +20,7 @@
 #                  report, while its binary has no `mount` command)
 #   --rounds N     rounds for every group (default 5; the many group 3)
 #
-# Environment: BUILDFS (default <repo>/.build/release/buildfs), RESULTS,
+# Environment: BUILDFS (default <repo>/.build-release/buildfs), RESULTS,
 # WORK_ROOT (scratch, default bench/work/mount or, with --quick,
 # bench/work/mount-quick; git-ignored; removed at the end unless KEEP_WORK=1;
 # the log WORK_ROOT.log and the raw numbers WORK_ROOT-data stay),
@@ -37,7 +37,7 @@ if (( QUICK )); then SETTLE_SECONDS=${SETTLE_SECONDS:-0}; fi
 # shellcheck source=lib.sh
 . "$BENCH_DIR/lib.sh"
 
-BUILDFS=${BUILDFS:-$REPO_DIR/.build/release/buildfs}
+BUILDFS=${BUILDFS:-$REPO_DIR/.build-release/buildfs}
 if (( QUICK )); then WORK_ROOT=${WORK_ROOT:-$BENCH_DIR/work/mount-quick}; fi
 WORK_ROOT=${WORK_ROOT:-$BENCH_DIR/work/mount}
 KEEP_WORK=${KEEP_WORK:-0}

@@ -26,7 +26,7 @@
 # later rounds at that RTT skip buildfs (the tar side still runs).
 #
 # Environment:
-#   BUILDFS    buildfs binary (default: <repo>/.build/release/buildfs;
+#   BUILDFS    buildfs binary (default: <repo>/.build-release/buildfs;
 #              scripts/build-release prints the static one); copied first,
 #              so a rebuild during the run does not change what is measured
 #   ROUNDS     rounds per RTT (default 3)

@@ -26,7 +26,7 @@
 # bench/work/snapshot-trees (git-ignored) and reused while their generator is
 # unchanged. Everything else lives in WORK_ROOT and is deleted at the end.
 #
-# Environment: BUILDFS (default <repo>/.build/release/buildfs), RESULTS, DATA,
+# Environment: BUILDFS (default <repo>/.build-release/buildfs), RESULTS, DATA,
 # WORK_ROOT (default bench/work/snapshot-mount), KEEP_WORK=1, ROUNDS,
 # MAKE_ROUNDS, MAKE_JOBS (2), BIG_SCALE / SMALL_SCALE (1 / 0.1; --quick
 # 0.05 / 0.005), SETTLE_SECONDS (lib.sh; default 360, 0 with --quick),
@@ -44,7 +44,7 @@ if (( QUICK )); then SETTLE_SECONDS=${SETTLE_SECONDS:-0}; fi
 # shellcheck source=lib.sh
 . "$BENCH_DIR/lib.sh"
 
-BUILDFS=${BUILDFS:-$REPO_DIR/.build/release/buildfs}
+BUILDFS=${BUILDFS:-$REPO_DIR/.build-release/buildfs}
 WORK_ROOT=${WORK_ROOT:-$BENCH_DIR/work/snapshot-mount}
 KEEP_WORK=${KEEP_WORK:-0}
 TREES=$BENCH_DIR/work/snapshot-trees       # cached inputs, kept between runs

@@ -33,10 +33,15 @@ extension LowerSnapshot {
         } else {
             return nil
         }
+        // A remote store starts fetching the snapshot in the background,
+        // in the order the job that committed it read it.
+        if let opened = try ref ?? store.readRef(key: key), opened.rootID == root {
+            try store.openSnapshot(opened, fetch: .inBackground)
+        }
         _ = try store.getTree(root) // fail now, with a clear message, if the store lacks it
         let links = Glibc.open(upper + "/" + internalDirectory + "/links", 0o10000000 | O_DIRECTORY | O_CLOEXEC)
         guard links >= 0 else { throw BuildFSError.fromErrno("open", upper + "/" + internalDirectory + "/links") }
-        return LowerSnapshot(store: store, root: root, key: key, linksFD: links)
+        return LowerSnapshot(store: store, root: root, key: key, linksFD: links, trace: ReadTraceRecorder(upper: upper))
     }
 
     /// First mount of a snapshot on an upper directory: it must be empty.

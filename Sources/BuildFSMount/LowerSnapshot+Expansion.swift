@@ -130,6 +130,7 @@ extension LowerSnapshot {
     /// mtime is put back: copying up is not a change.
     func hydrate(_ inode: Inode, stub: StubReference) throws {
         let list = try chunkList(of: stub)
+        store.prefetch(list.map(\.id))
         let fd = try check(Glibc.open(inode.procPath, O_WRONLY | O_CLOEXEC))
         defer { close(fd) }
         var before = stat()

@@ -40,15 +40,19 @@ public final class LowerSnapshot: Sendable {
     /// O_PATH descriptor of `.buildfs-internal/links` in the upper root.
     let linksFD: Int32
     let linkIndexLock = Mutex<Void>(())
+    /// What this mount read of the snapshot, for the next commit.
+    let trace: ReadTraceRecorder
 
-    init(store: any Store, root: ObjectID, key: String, linksFD: Int32) {
+    init(store: any Store, root: ObjectID, key: String, linksFD: Int32, trace: ReadTraceRecorder) {
         self.store = store
         self.root = root
         self.key = key
         self.linksFD = linksFD
+        self.trace = trace
     }
 
     func tree(_ id: ObjectID) throws -> Tree {
+        trace.record(id)
         if let cached = trees.get(id) { return cached }
         let tree = try store.getTree(id)
         trees.insert(id, tree, cost: tree.entries.count * 128 + 64)
@@ -57,11 +61,13 @@ public final class LowerSnapshot: Sendable {
 
     /// A chunk's verified bytes, from the cache or the store.
     func chunk(_ ref: ChunkRef) throws -> [UInt8] {
+        trace.record(ref.id)
         if let cached = chunks.get(ref.id) {
             counters.chunkHits.add(1, ordering: .relaxed)
             return cached
         }
         counters.chunkMisses.add(1, ordering: .relaxed)
+        if !store.isLocal(ref.id) { counters.chunksFetchedOnRead.add(1, ordering: .relaxed) }
         let bytes = try store.get(ref.id, maxLength: Int(ref.length))
         guard bytes.count == Int(ref.length) else {
             throw BuildFSError.corruptObject(id: ref.id.hex, reason: "is \(bytes.count) bytes, the tree says \(ref.length)")
@@ -84,6 +90,8 @@ public final class MountCounters: Sendable {
     public let bytesServed = Atomic<UInt64>(0)
     public let chunkHits = Atomic<UInt64>(0)
     public let chunkMisses = Atomic<UInt64>(0)
+    /// Misses a remote store had not fetched yet: the read waited for the network.
+    public let chunksFetchedOnRead = Atomic<UInt64>(0)
     public let filesHydrated = Atomic<UInt64>(0)
     public let directoriesExpanded = Atomic<UInt64>(0)
 
@@ -91,6 +99,7 @@ public final class MountCounters: Sendable {
         ["bytesServedFromStore": bytesServed.load(ordering: .relaxed),
          "chunkCacheHits": chunkHits.load(ordering: .relaxed),
          "chunkCacheMisses": chunkMisses.load(ordering: .relaxed),
+         "chunksFetchedOnRead": chunksFetchedOnRead.load(ordering: .relaxed),
          "filesCopiedUp": filesHydrated.load(ordering: .relaxed),
          "directoriesExpanded": directoriesExpanded.load(ordering: .relaxed)]
     }
@@ -123,5 +132,27 @@ enum Xattr {
     /// A security-module attribute (security.selinux, security.capability, ...).
     static func isSecurityLabel(_ name: UnsafePointer<CChar>) -> Bool {
         strncmp(name, "security.", 9) == 0
+    }
+}
+
+/// Appends each object id the mount reads for the first time to the upper
+/// directory's read trace (ReadTrace), where a commit finds it. One small
+/// O_APPEND write per object, not per read; losing the last ids to a crash
+/// only makes the next prefetch order less exact.
+final class ReadTraceRecorder: Sendable {
+    private let fd: Int32
+    private let seen = Mutex<Set<ObjectID>>([])
+
+    /// Records into `upper`'s trace file; records nothing if it cannot be opened.
+    init(upper: String) {
+        let path = upper + "/" + UpperLayout.internalDirectory + "/" + ReadTrace.fileName
+        fd = Glibc.open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+    }
+
+    deinit { if fd >= 0 { close(fd) } }
+
+    func record(_ id: ObjectID) {
+        guard fd >= 0, seen.withLock({ $0.count < ReadTrace.maxIDs && $0.insert(id).inserted }) else { return }
+        _ = id.bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
     }
 }

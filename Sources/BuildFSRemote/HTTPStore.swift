@@ -1,18 +1,26 @@
 import BuildFSCore
 import Foundation
+import Glibc
 
 /// A store on an HTTP cache server that speaks Bazel's remote-cache
 /// protocol (nginx with WebDAV, bazel-remote, ...):
 ///
-///     {base}/cas/{sha256}   an object: its uncompressed bytes, named by
-///                           their SHA-256 (servers may verify it)
+///     {base}/cas/{sha256}   a pack (compressed blocks of objects, the local
+///                           store's pack format) or a pack map (PackMap),
+///                           named by the SHA-256 of its bytes (servers may
+///                           verify it)
 ///     {base}/ac/{sha256}    a ref, or a prefix index entry (PrefixIndex),
 ///                           named by the hash of "buildfs ref v1\n" + key
 ///
-/// Nothing the server sends is trusted: objects are checked against their
-/// id and refs are validated before use. A local store in front of it
-/// (ReadThroughCache) keeps what was fetched; KnownObjects remembers what
-/// the server has, so that only missing objects are sent.
+/// A ref names its snapshot's pack map, which says where each object of the
+/// snapshot lies. A save packs what its parent's packs lack, sends each pack
+/// whole, then the map, the index entries and the ref; a restore or a read
+/// fetches blocks with Range requests (BlockFetcher).
+///
+/// Nothing the server sends is trusted: maps and whole packs are checked
+/// against their names, every object against its id, refs are validated.
+/// A local store in front of it (ReadThroughCache) keeps what was fetched
+/// and what was sent.
 ///
 /// There is no gc: evicting is the server's job (docs/remote-store.md).
 public final class HTTPStore: Store {
@@ -20,8 +28,10 @@ public final class HTTPStore: Store {
     let options: RemoteOptions
     let transport: HTTPTransport
     let cache: ReadThroughCache
-    let known: KnownObjects
-    private let fetches = SingleFlight<ObjectID, [UInt8]>()
+    let catalog = RemoteCatalog()
+    private let fetcher: BlockFetcher
+    /// Pack maps fetched or written, kept by id (they are checked on load).
+    private let mapsDirectory: String
 
     public var location: String { endpoint.base }
     /// The local store that caches this remote store.
@@ -32,65 +42,124 @@ public final class HTTPStore: Store {
         self.options = options
         transport = try HTTPTransport(endpoint: endpoint, options: options)
         cache = try ReadThroughCache(directory: options.cacheDirectory)
-        known = KnownObjects(path: options.cacheDirectory + "/remote-known")
+        mapsDirectory = options.cacheDirectory + "/pack-maps"
+        fetcher = BlockFetcher(transport: transport, endpoint: endpoint, catalog: catalog, cache: cache,
+                               threads: options.parallelTransfers)
     }
 
     // MARK: objects
 
-    public func has(_ id: ObjectID) throws -> Bool {
-        if known.contains(id) { return true }
-        guard try transport.exists(endpoint.url(.cas, id)) else { return false }
-        known.insert(id)
-        return true
-    }
+    /// Whether an opened snapshot's packs, or this process's uploads, hold
+    /// `id`: the server is never asked object by object.
+    public func has(_ id: ObjectID) throws -> Bool { catalog.contains(id) }
 
     public func get(_ id: ObjectID, maxLength: Int) throws -> [UInt8] {
         if let cached = cache.get(id, maxLength: maxLength) { return cached }
-        let content = try fetches.run(id) {
-            // A racing fetch may have filled the cache meanwhile.
-            try cache.get(id, maxLength: maxLength) ?? fetch(id, maxLength: maxLength)
+        guard let (block, slot) = catalog.location(id) else {
+            throw BuildFSError.remote(
+                location: location, reason: "object \(id.hex) is in none of the snapshots opened from this server; the snapshot that needs it must be saved again")
         }
-        guard content.count <= maxLength else {
-            throw BuildFSError.corruptObject(id: id.hex, reason: "is \(content.count) bytes, at most \(maxLength) expected")
+        guard Int(slot.length) <= maxLength else {
+            throw BuildFSError.corruptObject(id: id.hex, reason: "is \(slot.length) bytes, at most \(maxLength) expected")
         }
-        return content
+        try fetcher.fetch([block], urgency: .now, wait: true)
+        if let fetched = cache.get(id, maxLength: maxLength) { return fetched }
+        throw BuildFSError.remote(location: location, reason: "object \(id.hex) was fetched but could not be read back from the cache at \(cache.store.root)")
     }
 
-    /// Gets `id` from the server, checks it, and keeps it in the cache.
-    private func fetch(_ id: ObjectID, maxLength: Int) throws -> [UInt8] {
-        guard let content = try transport.fetch(endpoint.url(.cas, id), maxLength: maxLength) else {
-            throw BuildFSError.remote(
-                location: location,
-                reason: "object \(id.hex) is missing on the server (evicted?); the snapshot that needs it must be committed again")
+    public func isLocal(_ id: ObjectID) -> Bool { cache.contains(id) }
+
+    public func prefetch(_ ids: [ObjectID]) {
+        var seen = Set<RemoteCatalog.Block>()
+        let blocks = ids.compactMap { id -> RemoteCatalog.Block? in
+            guard let (block, _) = catalog.location(id), seen.insert(block).inserted, !cache.contains(id) else { return nil }
+            return block
         }
-        guard ObjectID.hashing(content) == id else {
-            throw BuildFSError.remote(
-                location: location, reason: "the server sent bytes for object \(id.hex) that do not hash to its id; not used")
-        }
-        known.insert(id)
-        cache.add(id, content)
-        return content
+        guard !blocks.isEmpty else { return }
+        try? fetcher.fetch(blocks, urgency: .soon, wait: false)
     }
 
-    public func prefetch(_ ids: [ObjectID]) throws {
-        let queue = TransferQueue(threads: options.parallelTransfers)
-        var seen = Set<ObjectID>()
-        do {
-            for id in ids where seen.insert(id).inserted && !cache.contains(id) {
-                try queue.submit { [self] in _ = try get(id, maxLength: BlockCodec.maxContentLength) }
+    public func openSnapshot(_ ref: SnapshotRef, fetch: SnapshotFetch) throws {
+        guard let mapID = ref.packMapID else { throw BuildFSError.outdatedSnapshot(key: ref.key, location: location) }
+        let map = try loadMap(mapID, key: ref.key)
+        catalog.add(map, id: mapID)
+        switch fetch {
+        case .onDemand:
+            return
+        case .everything:
+            try fetcher.fetch(missingBlocks(of: map), urgency: .soon, wait: true)
+        case .inBackground:
+            // The trace is an object too: fetched off the caller's path.
+            let thread = Thread { [self] in
+                let trace = ref.readTraceID.flatMap { id in (try? get(id)).flatMap { try? ReadTrace.decode($0, id: id) } } ?? []
+                var seen = Set<RemoteCatalog.Block>()
+                let traced = trace.compactMap { id -> RemoteCatalog.Block? in
+                    guard let (block, _) = catalog.location(id), seen.insert(block).inserted else { return nil }
+                    return block
+                }
+                let rest = missingBlocks(of: map).filter { !seen.contains($0) }
+                try? fetcher.fetch(traced + rest, urgency: .background, wait: false)
             }
-        } catch {
-            queue.cancel()
-            throw error
+            thread.start()
         }
-        try queue.finish()
+    }
+
+    /// The blocks of `map` that hold objects the cache lacks.
+    private func missingBlocks(of map: PackMap) -> [RemoteCatalog.Block] {
+        var seen = Set<RemoteCatalog.Block>()
+        return map.entries.compactMap { entry in
+            let block = RemoteCatalog.Block(pack: map.packs[entry.pack].digest, offset: entry.slot.blockOffset)
+            guard !seen.contains(block), !cache.contains(entry.id) else { return nil }
+            seen.insert(block)
+            return block
+        }
+    }
+
+    /// The pack map `id`, from the cache directory or the server.
+    private func loadMap(_ id: ObjectID, key: String) throws -> PackMap {
+        let path = mapsDirectory + "/" + id.hex
+        if let bytes = FileManager.default.contents(atPath: path).map(Array.init), ObjectID.hashing(bytes) == id,
+           let map = try? PackMap.decode(bytes, id: id) {
+            return map
+        }
+        guard let bytes = try transport.fetch(endpoint.url(.cas, id), maxLength: 1 << 30) else {
+            throw BuildFSError.remote(
+                location: location, reason: "the pack map of snapshot '\(key)' is missing on the server (evicted?); save the snapshot again")
+        }
+        guard ObjectID.hashing(bytes) == id else {
+            throw BuildFSError.remote(location: location, reason: "the server sent damaged bytes for the pack map of '\(key)'; not used")
+        }
+        let map: PackMap
+        do {
+            map = try PackMap.decode(bytes, id: id)
+        } catch let error as BuildFSError {
+            throw BuildFSError.remote(location: location, reason: "the pack map of snapshot '\(key)' is unusable (\(error)); save the snapshot again")
+        }
+        keepMap(id, bytes)
+        return map
+    }
+
+    /// Best effort: a map not kept is fetched again next time.
+    private func keepMap(_ id: ObjectID, _ bytes: [UInt8]) {
+        try? makeDirectories(mapsDirectory)
+        let temp = mapsDirectory + "/.\(id.hex).\(getpid())"
+        if FileManager.default.createFile(atPath: temp, contents: Data(bytes)) {
+            if rename(temp, mapsDirectory + "/" + id.hex) != 0 { unlink(temp) }
+        }
+    }
+
+    /// Sends a pack a writer sealed as one CAS blob; returns its size.
+    func upload(_ sealed: PackWriter.SealedPack) throws -> UInt64 {
+        let bytes = try FileDescriptor.open(sealed.path, O_RDONLY).readAll(limit: Int(PackMap.maxPackSize))
+        let digest = ObjectID.hashing(bytes)
+        try transport.store(endpoint.url(.cas, digest), bytes)
+        catalog.add(pack: digest, size: UInt64(bytes.count), entries: sealed.entries)
+        return UInt64(bytes.count)
     }
 
     public func writing<R>(_ body: (any ObjectWriter) throws -> R) throws -> R {
         try refuseIfReadOnly()
         let writer = RemoteObjectWriter(store: self)
-        // What was uploaded is on the server even when the commit fails.
-        defer { known.save() }
         do {
             return try body(writer)
         } catch {
@@ -101,7 +170,6 @@ public final class HTTPStore: Store {
 
     public func close() {
         cache.flush()
-        known.save()
     }
 
     // MARK: refs
@@ -112,8 +180,38 @@ public final class HTTPStore: Store {
     public func writeRef(_ ref: SnapshotRef) throws {
         try refuseIfReadOnly()
         try SnapshotKey.validate(ref.key)
+        var ref = ref
+        ref.packMap = try writeMap(of: ref).hex
         for prefix in PrefixIndex.prefixes(of: ref.key) { try record(ref, under: prefix) }
         try transport.store(endpoint.url(.ac, PrefixIndex.refID(for: ref.key)), try ref.encoded())
+    }
+
+    /// Sends the pack map of `ref`'s snapshot: every object reachable from
+    /// it, found in the packs of the snapshots opened and of this process's
+    /// uploads. Objects in neither (a parent that is gone) are packed from
+    /// the cache and sent first.
+    private func writeMap(of ref: SnapshotRef) throws -> ObjectID {
+        let reachable = try Reachability.mark([ref], in: self).keys
+        var (map, unknown) = catalog.map(of: reachable)
+        if !unknown.isEmpty {
+            try writing { writer in
+                for id in unknown {
+                    guard let content = cache.get(id, maxLength: BlockCodec.maxContentLength) else {
+                        throw BuildFSError.missingObject(id: id.hex)
+                    }
+                    try content.withUnsafeBytes { try writer.put(id, content: $0) }
+                }
+                _ = try writer.finish()
+            }
+            (map, unknown) = catalog.map(of: reachable)
+            guard unknown.isEmpty else { throw BuildFSError.missingObject(id: unknown[0].hex) }
+        }
+        let bytes = map.encode()
+        let id = ObjectID.hashing(bytes)
+        try transport.store(endpoint.url(.cas, id), bytes)
+        keepMap(id, bytes)
+        catalog.add(map, id: id)
+        return id
     }
 
     /// Adds `ref` to the index entry of `prefix`; reads the entry back and
@@ -185,8 +283,7 @@ public final class HTTPStore: Store {
     public var transferSummary: String {
         let c = transport.counters
         return "\(c.puts.load(ordering: .relaxed)) uploads (\(ByteCount.human(UInt64(c.bytesSent.load(ordering: .relaxed))))), "
-            + "\(c.gets.load(ordering: .relaxed)) downloads (\(ByteCount.human(UInt64(c.bytesReceived.load(ordering: .relaxed))))), "
-            + "\(c.heads.load(ordering: .relaxed)) existence checks"
+            + "\(c.gets.load(ordering: .relaxed)) downloads (\(ByteCount.human(UInt64(c.bytesReceived.load(ordering: .relaxed)))))"
             + (c.retries.load(ordering: .relaxed) > 0 ? ", \(c.retries.load(ordering: .relaxed)) retried requests" : "")
     }
 }

@@ -91,12 +91,6 @@ final class HTTPTransport: Sendable {
         timeout = .milliseconds(Int64(options.requestTimeout * 1000))
     }
 
-    /// True when the server has the resource.
-    func exists(_ url: String) throws -> Bool {
-        let response = try send(.HEAD, url, body: nil, maxBody: 0)
-        return response != nil
-    }
-
     /// The resource's bytes, or nil when the server does not have it.
     /// A body longer than `maxLength` is refused.
     func fetch(_ url: String, maxLength: Int) throws -> [UInt8]? {
@@ -106,18 +100,37 @@ final class HTTPTransport: Sendable {
         return bytes
     }
 
+    /// Bytes `range` of the resource, or nil when the server does not have
+    /// it. A server that ignores Range sends the whole resource (at most
+    /// `wholeLength` bytes); `whole` then says so.
+    func fetch(_ url: String, range: Range<UInt64>, wholeLength: Int) throws -> (bytes: [UInt8], whole: Bool)? {
+        let header = ("Range", "bytes=\(range.lowerBound)-\(range.upperBound - 1)")
+        guard let response = try send(.GET, url, body: nil, maxBody: wholeLength, extraHeaders: [header]) else { return nil }
+        let bytes = response.body.map { Array($0.readableBytesView) } ?? []
+        counters.received(bytes.count)
+        if response.status == .partialContent {
+            guard bytes.count == range.count else {
+                throw BuildFSError.remote(location: endpoint.base,
+                                          reason: "the server sent \(bytes.count) bytes for a range of \(range.count) of \(url)")
+            }
+            return (bytes, false)
+        }
+        return (bytes, true)
+    }
+
     func store(_ url: String, _ bytes: [UInt8]) throws {
         _ = try send(.PUT, url, body: bytes, maxBody: 1 << 20)
         counters.sent(bytes.count)
     }
 
     /// One request with retries. nil for 404.
-    private func send(_ method: HTTPMethod, _ url: String, body: [UInt8]?, maxBody: Int) throws -> HTTPClient.Response? {
+    private func send(_ method: HTTPMethod, _ url: String, body: [UInt8]?, maxBody: Int,
+                      extraHeaders: [(String, String)] = []) throws -> HTTPClient.Response? {
         var attempt = 0
         while true {
             let failure: String
             do {
-                let response = try once(method, url, body: body, maxBody: maxBody)
+                let response = try once(method, url, body: body, maxBody: maxBody, extraHeaders: extraHeaders)
                 switch response.status.code {
                 case 200...299: return response
                 case 404: return nil
@@ -169,8 +182,10 @@ final class HTTPTransport: Sendable {
         }
     }
 
-    private func once(_ method: HTTPMethod, _ url: String, body: [UInt8]?, maxBody: Int) throws -> HTTPClient.Response {
+    private func once(_ method: HTTPMethod, _ url: String, body: [UInt8]?, maxBody: Int,
+                      extraHeaders: [(String, String)]) throws -> HTTPClient.Response {
         var requestHeaders = headers
+        for (name, value) in extraHeaders { requestHeaders.add(name: name, value: value) }
         if body != nil { requestHeaders.add(name: "Content-Type", value: "application/octet-stream") }
         let request = try HTTPClient.Request(url: url, method: method, headers: requestHeaders,
                                              body: body.map { .bytes($0) }, tlsConfiguration: tls)
@@ -220,13 +235,12 @@ final class HTTPTransport: Sendable {
 
 /// What a remote store sent and received, for summaries and stats.
 final class TransferCounters: Sendable {
-    let gets = Atomic<Int>(0), heads = Atomic<Int>(0), puts = Atomic<Int>(0), retries = Atomic<Int>(0)
+    let gets = Atomic<Int>(0), puts = Atomic<Int>(0), retries = Atomic<Int>(0)
     let bytesSent = Atomic<Int>(0), bytesReceived = Atomic<Int>(0)
 
     func requested(_ method: HTTPMethod) {
         switch method {
         case .GET: gets.add(1, ordering: .relaxed)
-        case .HEAD: heads.add(1, ordering: .relaxed)
         case .PUT: puts.add(1, ordering: .relaxed)
         default: break
         }

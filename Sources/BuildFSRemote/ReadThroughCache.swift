@@ -2,28 +2,37 @@ import BuildFSCore
 import Foundation
 import Synchronization
 
-/// A local store in front of a remote one: objects fetched from the server
-/// are kept here, so each is fetched at most once per machine.
+/// A local store in front of a remote one: blocks fetched from the server's
+/// packs are kept here as they came (compressed, already checked), so each
+/// is fetched at most once per machine and nothing is compressed again.
 ///
-/// Fetched objects are held in memory and written to the local store in
-/// batches (a pack per object would make thousands of tiny files), when the
-/// batch reaches `batchBytes` and on `flush`. The cache is best effort: a
-/// damaged or unwritable cache costs fetches, never a failure or wrong bytes
-/// (the local store verifies every object it returns).
+/// Fetched ranges are held in memory and written to the local store as one
+/// pack when `batchBytes` have gathered and on `flush` (a pack per fetch
+/// would make hundreds of small files). The cache is best effort: a damaged
+/// or unwritable cache costs fetches, never a failure or wrong bytes (every
+/// object read is checked against its id).
 final class ReadThroughCache: Sendable {
     static let batchBytes = 16 << 20
 
+    /// Fetched blocks not yet in the local store: a pack in memory.
+    private struct Batch {
+        var bytes: [UInt8] = []
+        var slots: [ObjectID: PackSlot] = [:]
+    }
+
     let store: LocalStore
-    private let pending = Mutex<(objects: [ObjectID: [UInt8]], bytes: Int)>(([:], 0))
+    /// The open batch is last; earlier ones are being written.
+    private let batches = Mutex<[Batch]>([Batch()])
     /// Serialises flushes so that batches go out whole, one at a time.
     private let flushing = Mutex<Void>(())
+    private let decompressors = ContextPool { ZstdDecompressor() }
     private let warned = Atomic<Bool>(false)
 
     init(directory: String) throws {
         do {
             try makeDirectories(directory)
-            // Fast and not fsync'd: the cache is written on the read path,
-            // and a torn pack only costs fetching its objects again.
+            // Not fsync'd: the cache is written on the read path, and a torn
+            // pack only costs fetching its objects again.
             store = try LocalStore(path: directory, compressionLevel: 1, durable: false)
         } catch let error as BuildFSError {
             throw BuildFSError.usage("cache directory: \(error.description) (choose another with --cache-dir)")
@@ -31,37 +40,60 @@ final class ReadThroughCache: Sendable {
     }
 
     func get(_ id: ObjectID, maxLength: Int) -> [UInt8]? {
-        if let held = pending.withLock({ $0.objects[id] }) {
-            return held.count <= maxLength ? held : nil
+        if let held = heldBlock(of: id) {
+            guard Int(held.slot.length) <= maxLength else { return nil }
+            let block = try? held.stored.withUnsafeBytes { stored in
+                try decompressors.with { try BlockCodec.decode(stored, objectID: id, decompressor: $0) }
+            }
+            return block.flatMap { try? held.slot.object(in: $0, id: id) }
         }
         guard (try? store.has(id)) == true else { return nil }
         return try? store.get(id, maxLength: maxLength)
     }
 
-    func contains(_ id: ObjectID) -> Bool {
-        pending.withLock { $0.objects[id] != nil } || (try? store.has(id)) == true
+    private func heldBlock(of id: ObjectID) -> (stored: ArraySlice<UInt8>, slot: PackSlot)? {
+        batches.withLock { batches in
+            for batch in batches.reversed() {
+                if let slot = batch.slots[id] {
+                    let start = Int(slot.blockOffset)
+                    return (batch.bytes[start..<start + Int(slot.blockLength)], slot)
+                }
+            }
+            return nil
+        }
     }
 
-    func add(_ id: ObjectID, _ content: [UInt8]) {
-        let full = pending.withLock { batch -> Bool in
-            if batch.objects.updateValue(content, forKey: id) == nil { batch.bytes += content.count }
-            return batch.bytes >= ReadThroughCache.batchBytes
+    func contains(_ id: ObjectID) -> Bool {
+        batches.withLock { $0.contains { $0.slots[id] != nil } } || (try? store.has(id)) == true
+    }
+
+    /// Keeps `blocks` (consecutive blocks of a pack, checked), whose objects
+    /// lie at `entries` (offsets relative to the start of `blocks`).
+    func add(blocks: ArraySlice<UInt8>, entries: [(ObjectID, PackSlot)]) {
+        let full = batches.withLock { batches -> Bool in
+            let base = UInt64(batches[batches.count - 1].bytes.count)
+            batches[batches.count - 1].bytes.append(contentsOf: blocks)
+            for (id, slot) in entries {
+                var moved = slot
+                moved.blockOffset += base
+                batches[batches.count - 1].slots[id] = moved
+            }
+            return batches[batches.count - 1].bytes.count >= ReadThroughCache.batchBytes
         }
         if full { flush() }
     }
 
-    /// Writes the held objects to the local store.
+    /// Writes the held blocks to the local store as a pack.
     func flush() {
         flushing.withLock { _ in
-            let batch = pending.withLock { $0.objects }
-            guard !batch.isEmpty else { return }
+            let batch = batches.withLock { batches -> Batch in
+                let open = batches[batches.count - 1]
+                if !open.slots.isEmpty { batches.append(Batch()) }
+                return open
+            }
+            guard !batch.slots.isEmpty else { return }
             do {
-                _ = try store.writing { writer in
-                    for (id, content) in batch {
-                        try content.withUnsafeBytes { try writer.put(id, content: $0) }
-                    }
-                    return try writer.finish()
-                }
+                try batch.bytes.withUnsafeBytes { try store.addPack($0, entries: Array(batch.slots.map { ($0.key, $0.value) })) }
             } catch {
                 if !warned.exchange(true, ordering: .relaxed) {
                     FileHandle.standardError.write(Data(
@@ -69,11 +101,7 @@ final class ReadThroughCache: Sendable {
                 }
             }
             // Dropped even when the write failed: memory stays bounded.
-            pending.withLock { held in
-                for id in batch.keys {
-                    if let content = held.objects.removeValue(forKey: id) { held.bytes -= content.count }
-                }
-            }
+            batches.withLock { $0.removeFirst() }
         }
     }
 }

@@ -1,44 +1,57 @@
 import BuildFSCore
 import Synchronization
 
-/// One import or commit into a remote store: each object the server is not
-/// known to have is checked with HEAD and sent with PUT only when missing,
-/// on the store's transfer threads. Durable once `finish` returns (the
-/// server answered every PUT), so the ref can follow.
+/// One import or commit into a remote store. Objects the server is known
+/// to hold (RemoteCatalog: the parent snapshot's packs) are skipped; the
+/// others are compressed into packs in the cache directory, exactly as a
+/// local store writes them, and each pack is sent as one CAS blob as soon
+/// as it is finished, while the next one fills. Durable once `finish`
+/// returns (the server answered every PUT), so the ref can follow.
 final class RemoteObjectWriter: ObjectWriter {
+    /// Packs on the wire are smaller than local ones, so that uploads start
+    /// early and run side by side.
+    static let packSize: UInt64 = 16 << 20
+
     private let store: HTTPStore
-    private let queue: TransferQueue
-    /// Ids this writer already took, so no object is sent twice.
-    private let claimed = Mutex<Set<ObjectID>>([])
-    private let bytesSent = Atomic<UInt64>(0)
+    private let uploads: TransferQueue
+    private let packs: PackWriter
+    private let bytesSent = SentBytes()
+
+    private final class SentBytes: Sendable {
+        let total = Atomic<UInt64>(0)
+    }
 
     init(store: HTTPStore) {
         self.store = store
-        queue = TransferQueue(threads: store.options.parallelTransfers)
-    }
-
-    func put(_ id: ObjectID, content: UnsafeRawBufferPointer) throws {
-        if store.known.contains(id) { return }
-        guard claimed.withLock({ $0.insert(id).inserted }) else { return }
-        let bytes = Array(content)
-        try queue.submit { [self] in
-            let url = store.endpoint.url(.cas, id)
-            if try !store.transport.exists(url) {
-                try store.transport.store(url, bytes)
-                bytesSent.add(UInt64(bytes.count), ordering: .relaxed)
-            }
-            store.known.insert(id)
+        let uploads = TransferQueue(threads: store.options.parallelTransfers)
+        self.uploads = uploads
+        let sent = bytesSent
+        packs = PackWriter(store: store.cache.store, compressionLevel: store.options.compressionLevel,
+                           packSize: RemoteObjectWriter.packSize) { [store] sealed in
+            try uploads.submit { sent.total.add(try store.upload(sealed), ordering: .relaxed) }
         }
     }
 
-    /// Waits for every upload; returns the bytes sent (uncompressed: the
-    /// server stores what it receives).
+    func put(_ id: ObjectID, content: UnsafeRawBufferPointer) throws {
+        if store.catalog.contains(id) { return }
+        try packs.putAlways(id, content: content)
+    }
+
+    /// Seals the last packs and waits for every upload; returns the bytes
+    /// sent (compressed, as the server stores them).
     func finish() throws -> UInt64 {
-        try queue.finish()
-        return bytesSent.load(ordering: .relaxed)
+        do {
+            _ = try packs.finish()
+        } catch {
+            uploads.cancel()
+            throw error
+        }
+        try uploads.finish()
+        return bytesSent.total.load(ordering: .relaxed)
     }
 
     func abandon() {
-        queue.cancel()
+        packs.abandon()
+        uploads.cancel()
     }
 }

@@ -21,16 +21,29 @@ public struct RemoteOptions: Sendable {
     public var retryDelays: [Double]
     /// Longest time one request may take, transfer included.
     public var requestTimeout: Double
-    /// Requests in flight at once for uploads and prefetches.
+    /// Requests in flight at once for uploads and fetches, from
+    /// `$BUILDFS_REMOTE_PARALLEL` (default 16).
     public var parallelTransfers: Int
+    /// zstd level of the packs a save sends.
+    public var compressionLevel: Int32
 
     public static let headerVariable = "BUILDFS_REMOTE_HEADER"
     public static let caFileVariable = "BUILDFS_REMOTE_CA_FILE"
+    public static let parallelVariable = "BUILDFS_REMOTE_PARALLEL"
+
+    /// Parses `$BUILDFS_REMOTE_PARALLEL`; nil when unset or empty.
+    public static func parallelTransfers(from environment: [String: String]) throws -> Int? {
+        guard let text = environment[parallelVariable], !text.isEmpty else { return nil }
+        guard let value = Int(text), (1...256).contains(value) else {
+            throw BuildFSError.usage("\(parallelVariable) must be a number of requests from 1 to 256, not '\(text)'")
+        }
+        return value
+    }
 
     public init(cacheDirectory: String, allowInsecure: Bool = false, readOnly: Bool = false,
                 extraHeader: (name: String, value: String)? = nil, caFile: String? = nil,
                 retryDelays: [Double] = [0.25, 0.5, 1, 2], requestTimeout: Double = 120,
-                parallelTransfers: Int = 16) {
+                parallelTransfers: Int = 16, compressionLevel: Int32 = Zstd.defaultLevel) {
         self.cacheDirectory = cacheDirectory
         self.allowInsecure = allowInsecure
         self.readOnly = readOnly
@@ -39,6 +52,7 @@ public struct RemoteOptions: Sendable {
         self.retryDelays = retryDelays
         self.requestTimeout = requestTimeout
         self.parallelTransfers = parallelTransfers
+        self.compressionLevel = compressionLevel
     }
 
     /// Parses `$BUILDFS_REMOTE_HEADER`; nil when unset or empty.

@@ -55,12 +55,15 @@ struct StoreOptions: ParsableArguments {
             return try StoreLocation.open(location, compressionLevel: compressionLevel)
         }
         let endpoint = try RemoteEndpoint(location)
+        let environment = ProcessInfo.processInfo.environment
         let options = RemoteOptions(
             cacheDirectory: cacheDir.map { StoreLocation.resolve(explicit: $0) }
                 ?? RemoteOptions.defaultCacheDirectory(for: endpoint),
             allowInsecure: allowInsecure, readOnly: readOnly,
-            extraHeader: try RemoteOptions.header(from: ProcessInfo.processInfo.environment),
-            caFile: ProcessInfo.processInfo.environment[RemoteOptions.caFileVariable].flatMap { $0.isEmpty ? nil : $0 })
+            extraHeader: try RemoteOptions.header(from: environment),
+            caFile: environment[RemoteOptions.caFileVariable].flatMap { $0.isEmpty ? nil : $0 },
+            parallelTransfers: try RemoteOptions.parallelTransfers(from: environment) ?? 16,
+            compressionLevel: compressionLevel)
         return try HTTPStore(url: location, options: options)
     }
 

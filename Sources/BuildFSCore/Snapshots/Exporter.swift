@@ -42,6 +42,9 @@ public final class Exporter: Sendable {
                        progress: Bool = ProgressLine.stderrIsTerminal) throws -> ExportSummary {
         guard let rootID = ref.rootID else { throw BuildFSError.corruptObject(id: ref.root, reason: "bad root id") }
         let rootDir = try Exporter.prepareTarget(target)
+        // A remote store fetches everything in a few large requests, many in
+        // flight, before the walk needs its first tree.
+        try store.openSnapshot(ref, fetch: .everything)
         var plan = Plan()
         plan.directories.append(([], nil))
         try expand(try store.getTree(rootID), at: [], rootDir: rootDir, plan: &plan)
@@ -52,9 +55,6 @@ public final class Exporter: Sendable {
             .sorted { plan.files[$0].size > plan.files[$1].size }
         let order = big + plan.files.indices.filter { plan.files[$0].size < 1 << 20 }
         let files = plan.files
-        // A remote store fetches everything at once, many requests in
-        // flight, instead of one chunk per worker at a time.
-        try store.prefetch(order.flatMap { files[$0].chunks.map(\.id) })
         let written = Atomic<Int>(0)
         let line = ProgressLine(enabled: progress) { "exporting: \(written.load(ordering: .relaxed))/\(files.count) files" }
         line.start()

@@ -50,6 +50,7 @@ public final class Importer: Sendable {
         // parent's chunks) to the ref: gc cannot sweep what we rely on.
         return try store.writing { writer in
             let parent = try findParent(candidates: parentCandidates, source: source)
+            if upperOfMount { try openMountedSnapshot(rootDir) }
             var scan = DirectoryScan(store: store, rootDir: rootDir)
             scan.readsUpperLayout = upperOfMount
             if let parent {
@@ -68,13 +69,16 @@ public final class Importer: Sendable {
             let chunkLists = try ingest(scan.jobs, rootDir: rootDir, writer: writer, counters: counters)
             let rootID = try writeTrees(scan, chunkLists: chunkLists, writer: writer)
             let indexID = try writer.put(scan.statIndex.encode())
+            let trace = upperOfMount ? ReadTrace.recorded(inUpper: path) : []
+            let traceID = trace.isEmpty ? nil : try writer.put(ReadTrace.encode(Array(trace.prefix(ReadTrace.maxIDs))))
             let added = try writer.finish()
 
-            let ref = SnapshotRef(
+            var ref = SnapshotRef(
                 key: key, root: rootID, created: Date().timeIntervalSince1970,
                 logicalBytes: scan.logicalBytes, addedBytes: added,
                 files: scan.fileCount, directories: scan.nodes.count - 1 + scan.pendingDirectories, symlinks: scan.symlinkCount,
                 statIndex: indexID, source: source, parent: parent?.key)
+            ref.readTrace = traceID?.hex
             try store.writeRef(ref)
             return ImportSummary(ref: ref, parentKey: parent?.key,
                                  filesRead: counters.files.load(ordering: .relaxed),
@@ -83,9 +87,36 @@ public final class Importer: Sendable {
         }
     }
 
+    /// The snapshot whose unchanged files this import reuses, opened so
+    /// that the store knows where its objects are. A snapshot the store can
+    /// no longer read (an older remote format) is no parent: the import
+    /// then stores everything, which also replaces it.
     private func findParent(candidates: [String]?, source: SourceDirectory) throws -> SnapshotRef? {
-        if let candidates { return try SnapshotLookup.find(candidates, in: store) }
-        return try store.listRefs().refs.filter { $0.source == source }.max { $0.created < $1.created }
+        let parent: SnapshotRef?
+        if let candidates {
+            parent = try SnapshotLookup.find(candidates, in: store)
+        } else {
+            parent = try store.listRefs().refs.filter { $0.source == source }.max { $0.created < $1.created }
+        }
+        guard let parent else { return nil }
+        do {
+            try store.openSnapshot(parent, fetch: .onDemand)
+        } catch BuildFSError.outdatedSnapshot {
+            return nil
+        }
+        return parent
+    }
+
+    /// A commit reuses the stubs and pending directories of the snapshot
+    /// under the mount without reading them: the store must know where
+    /// that snapshot's objects are, whether or not it is the parent.
+    private func openMountedSnapshot(_ rootDir: FileDescriptor) throws {
+        guard let key = UpperLayout.mountedSnapshotKey(rootDir), let mounted = try? store.readRef(key: key) else { return }
+        do {
+            try store.openSnapshot(mounted, fetch: .onDemand)
+        } catch BuildFSError.outdatedSnapshot {
+            return
+        }
     }
 
     // MARK: reading files

@@ -21,6 +21,13 @@ public enum UpperLayout {
         return bytes[1...].withUnsafeBytes { ObjectID(digestBytes: $0) }
     }
 
+    /// The key of the snapshot a mount laid into the upper directory `root`.
+    static func mountedSnapshotKey(_ root: FileDescriptor) -> String? {
+        guard let value = attribute(root, Array(".".utf8), snapshotAttribute) else { return nil }
+        let text = String(decoding: value, as: UTF8.self)
+        return text.firstIndex(of: " ").map { String(text[text.index(after: $0)...]) }
+    }
+
     /// The value of xattr `name` on `name`'s entry of `directory`, nil when absent.
     static func attribute(_ directory: FileDescriptor, _ entry: [UInt8], _ name: String) -> [UInt8]? {
         var buffer = [UInt8](repeating: 0, count: 512)

@@ -138,14 +138,7 @@ public final class LocalStore: Store {
         guard Int(slot.length) <= maxLength else {
             throw BuildFSError.corruptObject(id: id.hex, reason: "is \(slot.length) bytes, at most \(maxLength) expected")
         }
-        let block = try readBlock(location, for: id)
-        let end = Int(slot.offsetInBlock) + Int(slot.length)
-        guard end <= block.count else { throw BuildFSError.corruptObject(id: id.hex, reason: "slot outside its block") }
-        let content = Array(block[Int(slot.offsetInBlock)..<end])
-        guard ObjectID.hashing(content) == id else {
-            throw BuildFSError.corruptObject(id: id.hex, reason: "content does not hash to its id")
-        }
-        return content
+        return try slot.object(in: try readBlock(location, for: id), id: id)
     }
 
     private func readBlock(_ location: PackCatalog.Location, for id: ObjectID) throws -> [UInt8] {
@@ -178,6 +171,35 @@ public final class LocalStore: Store {
             files[name] = file
             return file
         }
+    }
+
+    /// Puts a pack made elsewhere into the store: `pack` is blocks as
+    /// BlockCodec writes them (a remote store's, fetched), `entries` where
+    /// each object lies in it. Readers check every object on read as usual.
+    public func addPack(_ pack: UnsafeRawBufferPointer, entries: [(ObjectID, PackSlot)]) throws {
+        let name = LocalStore.uniqueName()
+        try LocalStore.writeFile(tempPath(name + ".pack"), pack, durable: durable, mode: 0o444)
+        _ = try installPack(name, entries: entries)
+    }
+
+    /// Writes the index of the pack tmp/NAME.pack and moves both into
+    /// packs/: the pack first, so an index never names a pack that is not
+    /// there. The pack must be durable already if the store is. Returns the
+    /// index's size.
+    func installPack(_ name: String, entries: [(ObjectID, PackSlot)]) throws -> Int {
+        let index = PackIndex.encode(entries)
+        let indexTemp = tempPath(name + ".idx")
+        do {
+            try LocalStore.writeFile(indexTemp, index, durable: durable, mode: 0o444)
+            try moveIntoPlace(tempPath(name + ".pack"), packPath(name + ".pack"))
+        } catch {
+            unlink(tempPath(name + ".pack"))
+            unlink(indexTemp)
+            throw error
+        }
+        try moveIntoPlace(indexTemp, packPath(name + ".idx"))
+        catalog.add(pack: name, entries: entries)
+        return index.count
     }
 
     // MARK: refs
@@ -246,11 +268,15 @@ public final class LocalStore: Store {
 
     /// Writes a new file whole. On failure the file is removed.
     static func writeFile(_ path: String, _ bytes: [UInt8], durable: Bool, mode: mode_t = 0o644) throws {
+        try bytes.withUnsafeBytes { try writeFile(path, $0, durable: durable, mode: mode) }
+    }
+
+    static func writeFile(_ path: String, _ bytes: UnsafeRawBufferPointer, durable: Bool, mode: mode_t = 0o644) throws {
         let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         guard fd >= 0 else { throw BuildFSError.fromErrno("create", path) }
         let file = FileDescriptor(raw: fd, path: path)
         do {
-            try bytes.withUnsafeBytes { try file.writeAll($0) }
+            try file.writeAll(bytes)
             if durable { try file.sync() }
         } catch {
             unlink(path)

@@ -5,6 +5,24 @@ public struct PackSlot: Hashable, Sendable {
     public var blockLength: UInt32
     public var offsetInBlock: UInt32
     public var length: UInt32
+
+    public init(blockOffset: UInt64, blockLength: UInt32, offsetInBlock: UInt32, length: UInt32) {
+        self.blockOffset = blockOffset
+        self.blockLength = blockLength
+        self.offsetInBlock = offsetInBlock
+        self.length = length
+    }
+
+    /// Object `id`'s bytes cut from its decoded block, checked against the id.
+    public func object(in block: [UInt8], id: ObjectID) throws -> [UInt8] {
+        let end = Int(offsetInBlock) + Int(length)
+        guard end <= block.count else { throw BuildFSError.corruptObject(id: id.hex, reason: "slot outside its block") }
+        let content = Array(block[Int(offsetInBlock)..<end])
+        guard ObjectID.hashing(content) == id else {
+            throw BuildFSError.corruptObject(id: id.hex, reason: "content does not hash to its id")
+        }
+        return content
+    }
 }
 
 /// The index file written next to each pack (`<name>.idx` beside

@@ -6,33 +6,44 @@ import Synchronization
 /// file and block being filled), so compression runs on every core.
 /// Objects become readable when their pack is finished; all are finished and
 /// durable when `finish` returns, and only then may a ref name them.
-final class PackWriter: ObjectWriter {
+public final class PackWriter: ObjectWriter {
+    /// A pack a writer finished: in the store's packs/ and in its catalog.
+    public struct SealedPack: Sendable {
+        public var path: String
+        public var entries: [(ObjectID, PackSlot)]
+    }
+
     /// Objects share blocks of up to this size: large enough for zstd to
     /// find redundancy across small files and neighbouring chunks, small
     /// enough to decode for one read.
     static let blockSize = 1024 * 1024
     /// A pack is finished once it reaches this size.
-    static let packSize: UInt64 = 64 * 1024 * 1024
+    public static let packSize: UInt64 = 64 * 1024 * 1024
 
     private let store: LocalStore
     private let lanes: ContextPool<PackLane>
     /// Ids this writer already took, so two workers never store one twice.
     private let claimed = Mutex<Set<ObjectID>>([])
 
-    init(store: LocalStore) {
+    /// `compressionLevel` defaults to the store's; `onSealed` is called on
+    /// the writing thread with each pack as soon as it is finished.
+    public init(store: LocalStore, compressionLevel: Int32? = nil, packSize: UInt64 = PackWriter.packSize,
+                onSealed: (@Sendable (SealedPack) throws -> Void)? = nil) {
         self.store = store
-        lanes = ContextPool { PackLane(store: store) }
+        let level = compressionLevel ?? store.compressionLevel
+        lanes = ContextPool { PackLane(store: store, level: level, packSize: packSize, onSealed: onSealed) }
     }
 
-    func put(_ id: ObjectID, content: UnsafeRawBufferPointer) throws {
+    public func put(_ id: ObjectID, content: UnsafeRawBufferPointer) throws {
         if store.catalog.contains(id) { return }
         guard claimed.withLock({ $0.insert(id).inserted }) else { return }
         try lanes.with { try $0.append(id, content) }
     }
 
     /// Stores `content` even when the catalog already has it: a rewrite
-    /// moves objects out of a pack that is about to be removed.
-    func putAlways(_ id: ObjectID, content: UnsafeRawBufferPointer) throws {
+    /// moves objects out of a pack that is about to be removed, and a remote
+    /// store's writer packs what the server lacks, whatever its cache holds.
+    public func putAlways(_ id: ObjectID, content: UnsafeRawBufferPointer) throws {
         guard claimed.withLock({ $0.insert(id).inserted }) else { return }
         try lanes.with { try $0.append(id, content) }
     }
@@ -40,14 +51,14 @@ final class PackWriter: ObjectWriter {
     /// Seals every lane's pack (each fsync'd with its index) and makes the
     /// renames durable: only what this writer wrote is flushed, not the whole
     /// file system (a syncfs waited for every other job's dirty data too).
-    func finish() throws -> UInt64 {
+    public func finish() throws -> UInt64 {
         var total: UInt64 = 0
         for lane in lanes.all { total += try lane.finishPack() }
         if total > 0 && store.durable { try FileDescriptor.open(store.packPath(""), O_RDONLY | O_DIRECTORY).sync() }
         return total
     }
 
-    func abandon() {
+    public func abandon() {
         for lane in lanes.all { lane.abandon() }
     }
 }
@@ -56,6 +67,8 @@ final class PackWriter: ObjectWriter {
 final class PackLane: @unchecked Sendable {
     private let store: LocalStore
     private let compressor: ZstdCompressor
+    private let packSize: UInt64
+    private let onSealed: (@Sendable (PackWriter.SealedPack) throws -> Void)?
     private var pack: (name: String, file: FileDescriptor)?
     private var packLength: UInt64 = 0
     private var entries: [(ObjectID, PackSlot)] = []
@@ -64,9 +77,11 @@ final class PackLane: @unchecked Sendable {
     /// Bytes of packs this lane finished.
     private var written: UInt64 = 0
 
-    init(store: LocalStore) {
+    init(store: LocalStore, level: Int32, packSize: UInt64, onSealed: (@Sendable (PackWriter.SealedPack) throws -> Void)?) {
         self.store = store
-        compressor = ZstdCompressor(level: store.compressionLevel)
+        self.packSize = packSize
+        self.onSealed = onSealed
+        compressor = ZstdCompressor(level: level)
         block.reserveCapacity(PackWriter.blockSize)
     }
 
@@ -102,23 +117,19 @@ final class PackLane: @unchecked Sendable {
                                          offsetInBlock: UInt32(offset), length: UInt32(length))))
         }
         packLength += UInt64(encoded.count)
-        if packLength >= PackWriter.packSize { written += try sealPack() }
+        if packLength >= packSize { written += try sealPack() }
     }
 
-    /// Makes pack and index durable and moves them into packs/: the pack
-    /// first, so an index never names a pack that is not there.
+    /// Makes pack and index durable and moves them into packs/.
     private func sealPack() throws -> UInt64 {
         guard let (name, file) = pack else { return 0 }
         if store.durable { try file.sync() }
-        let index = PackIndex.encode(entries)
-        let indexTemp = store.tempPath(name + ".idx")
-        try LocalStore.writeFile(indexTemp, index, durable: store.durable, mode: 0o444)
-        try store.moveIntoPlace(store.tempPath(name + ".pack"), store.packPath(name + ".pack"))
-        try store.moveIntoPlace(indexTemp, store.packPath(name + ".idx"))
-        store.catalog.add(pack: name, entries: entries)
-        let size = packLength + UInt64(index.count)
+        let indexSize = try store.installPack(name, entries: entries)
+        let sealed = PackWriter.SealedPack(path: store.packPath(name + ".pack"), entries: entries)
+        let size = packLength + UInt64(indexSize)
         pack = nil
         entries.removeAll()
+        try onSealed?(sealed)
         return size
     }
 

@@ -24,12 +24,18 @@ public struct SnapshotRef: Codable, Hashable, Sendable {
     public var source: SourceDirectory?
     /// Key of the snapshot this one was made on top of.
     public var parent: String?
+    /// Remote stores: hex id of the pack map, which says in which pack on
+    /// the server each object of the snapshot lies (BuildFSRemote.PackMap).
+    public var packMap: String?
+    /// Hex id of the read trace (ReadTrace): the objects the job that
+    /// committed this snapshot read from its mount, in first-read order.
+    public var readTrace: String?
     /// Last time a mount or export used it: kept outside the JSON (the ref
     /// file's mtime) so that marking use never rewrites the ref.
     public var lastUsed: Double = 0
 
     enum CodingKeys: String, CodingKey {
-        case key, root, created, logicalBytes, addedBytes, files, directories, symlinks, statIndex, source, parent
+        case key, root, created, logicalBytes, addedBytes, files, directories, symlinks, statIndex, source, parent, packMap, readTrace
     }
 
     public init(key: String, root: ObjectID, created: Double, logicalBytes: UInt64, addedBytes: UInt64,
@@ -51,9 +57,12 @@ public struct SnapshotRef: Codable, Hashable, Sendable {
 
     public var rootID: ObjectID? { ObjectID(hex: root) }
     public var statIndexID: ObjectID? { statIndex.flatMap { ObjectID(hex: $0) } }
+    public var packMapID: ObjectID? { packMap.flatMap { ObjectID(hex: $0) } }
+    public var readTraceID: ObjectID? { readTrace.flatMap { ObjectID(hex: $0) } }
 
-    /// Every object id the ref names directly.
-    public var objectIDs: [ObjectID] { [rootID, statIndexID].compactMap { $0 } }
+    /// Every object id the ref names directly (the pack map is not an
+    /// object of the snapshot: it lists them).
+    public var objectIDs: [ObjectID] { [rootID, statIndexID, readTraceID].compactMap { $0 } }
 }
 
 /// Identifies an imported directory across imports on one machine.
@@ -95,6 +104,8 @@ extension SnapshotRef {
         do { try SnapshotKey.validate(ref.key) } catch { throw Damage(reason: "invalid key") }
         guard ref.rootID != nil else { throw Damage(reason: "bad root id") }
         guard ref.statIndex == nil || ref.statIndexID != nil else { throw Damage(reason: "bad stat index id") }
+        guard ref.packMap == nil || ref.packMapID != nil else { throw Damage(reason: "bad pack map id") }
+        guard ref.readTrace == nil || ref.readTraceID != nil else { throw Damage(reason: "bad read trace id") }
         return ref
     }
 }

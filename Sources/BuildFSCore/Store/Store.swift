@@ -27,9 +27,16 @@ public protocol Store: Sendable {
     /// of them, which is what a `--from PREFIX` lookup takes.
     func refs(withPrefix prefix: String) throws -> [SnapshotRef]
 
-    /// Hint that `ids` will be read soon: a remote store fetches them in
-    /// parallel into its local cache. No-op for a local store.
-    func prefetch(_ ids: [ObjectID]) throws
+    /// Prepares to read the objects of `ref`'s snapshot. A remote store
+    /// loads where they lie on the server (the snapshot's pack map) and then
+    /// fetches per `fetch`. Call before reading a snapshot's objects.
+    func openSnapshot(_ ref: SnapshotRef, fetch: SnapshotFetch) throws
+    /// Hint that `ids` will be read soon, in this order (a file's chunks):
+    /// a remote store starts fetching them ahead of everything else it is
+    /// fetching. Returns at once. No-op for a local store.
+    func prefetch(_ ids: [ObjectID])
+    /// Whether reading `id` needs no network (always, for a local store).
+    func isLocal(_ id: ObjectID) -> Bool
     /// Writes out what the store holds back (a remote store's cache). Call
     /// once done with the store.
     func close()
@@ -57,6 +64,17 @@ extension ObjectWriter {
     }
 }
 
+/// How much of a snapshot a remote store fetches when it is opened.
+public enum SnapshotFetch: Sendable {
+    /// Nothing ahead: objects come as they are read (an import's parent).
+    case onDemand
+    /// Everything the snapshot needs, before `openSnapshot` returns (export).
+    case everything
+    /// Everything, in the background, in the order the job that committed
+    /// the snapshot read it (its read trace), then the rest (a mount).
+    case inBackground
+}
+
 /// What `listRefs` found: the readable refs, and the ones that are not.
 public struct RefListing: Sendable {
     public var refs: [SnapshotRef]
@@ -82,7 +100,11 @@ extension Store {
         try listRefs().refs.filter { $0.key.utf8.starts(with: prefix.utf8) }
     }
 
-    public func prefetch(_ ids: [ObjectID]) throws {}
+    public func openSnapshot(_ ref: SnapshotRef, fetch: SnapshotFetch) throws {}
+
+    public func prefetch(_ ids: [ObjectID]) {}
+
+    public func isLocal(_ id: ObjectID) -> Bool { true }
 
     public func close() {}
 }

@@ -21,6 +21,9 @@ public enum BuildFSError: Error, CustomStringConvertible, Equatable, Sendable {
     case badTarget(path: String, reason: String)
     /// A remote store failed, refused, or sent something we cannot use.
     case remote(location: String, reason: String)
+    /// A snapshot on a remote store written in a format this buildfs no
+    /// longer reads.
+    case outdatedSnapshot(key: String, location: String)
     /// Anything else the user can fix from the message alone.
     case usage(String)
 
@@ -53,6 +56,9 @@ public enum BuildFSError: Error, CustomStringConvertible, Equatable, Sendable {
             return "\(path): \(reason)"
         case let .remote(location, reason):
             return "store \(location): \(reason)"
+        case let .outdatedSnapshot(key, location):
+            return "store \(location): snapshot '\(key)' was saved by an older buildfs (one object per request, no pack map), "
+                + "which this version does not read; save it again (the next import or commit under its key replaces it)"
         case let .usage(message):
             return message
         }

@@ -1,0 +1,264 @@
+import BuildFSCore
+import Foundation
+
+/// Fetches blocks of the server's packs into the read-through cache, on a
+/// fixed set of threads, most urgent first:
+///
+/// - `now`: a read is waiting for this block;
+/// - `soon`: the rest of a file being read, or a restore;
+/// - `background`: a mount's prefetch of its whole snapshot.
+///
+/// Each request covers a run of blocks queued one after another that also
+/// follow each other in their pack (up to `maxRequestBytes`), so a file, or
+/// a whole snapshot, arrives in a few large Range requests, in the order it
+/// was asked for, and a block is never fetched twice at once. Every
+/// object of a fetched block is checked against its id before the block is
+/// cached. A server that ignores Range sends the whole pack; then every
+/// block of it that an opened snapshot needs is kept.
+final class BlockFetcher: @unchecked Sendable {
+    typealias Block = RemoteCatalog.Block
+
+    enum Urgency: Int, CaseIterable {
+        case now = 0, soon, background
+    }
+
+    private enum Status {
+        case queued(Urgency)
+        case inFlight
+        case done
+        case failed(any Error)
+    }
+
+    static let maxRequestBytes: UInt64 = 4 << 20
+
+    private let transport: HTTPTransport
+    private let endpoint: RemoteEndpoint
+    private let catalog: RemoteCatalog
+    private let cache: ReadThroughCache
+    private let maxThreads: Int
+    private let decompressors = ContextPool { ZstdDecompressor() }
+
+    private let condition = NSCondition()
+    // Guarded by `condition`:
+    private var status: [Block: Status] = [:]
+    private var queues: [[Block]] = Array(repeating: [], count: Urgency.allCases.count)
+    private var heads: [Int] = Array(repeating: 0, count: Urgency.allCases.count)
+    private var threads = 0
+    private var idle = 0
+    private var inFlight = 0
+    /// Blocks were cached since the last flush of the cache.
+    private var unflushed = false
+    /// Whether the server answers Range requests; nil until the first
+    /// answer, and until then one request at a time (a server without
+    /// Range would send each parallel request the whole pack).
+    private var serverSendsRanges: Bool?
+
+    init(transport: HTTPTransport, endpoint: RemoteEndpoint, catalog: RemoteCatalog, cache: ReadThroughCache, threads: Int) {
+        self.transport = transport
+        self.endpoint = endpoint
+        self.catalog = catalog
+        self.cache = cache
+        maxThreads = max(1, threads)
+    }
+
+    /// Queues the blocks not fetched yet (a queued one moves up to
+    /// `urgency` if that is more urgent); with `wait`, returns once all are
+    /// cached and throws the first failure among them.
+    func fetch(_ blocks: [Block], urgency: Urgency, wait: Bool) throws {
+        condition.lock()
+        defer { condition.unlock() }
+        var added = 0
+        for block in blocks {
+            switch status[block] {
+            case .done?, .inFlight?:
+                continue
+            case let .queued(current)? where current.rawValue <= urgency.rawValue:
+                continue
+            default:
+                status[block] = .queued(urgency)
+                queues[urgency.rawValue].append(block)
+                added += 1
+            }
+        }
+        for _ in 0..<max(0, min(maxThreads - threads, added - idle)) {
+            threads += 1
+            let thread = Thread { [self] in work() }
+            thread.stackSize = 1 << 20
+            thread.start()
+        }
+        condition.broadcast()
+        guard wait else { return }
+        for block in blocks {
+            while true {
+                switch status[block] {
+                case .done?: break
+                case let .failed(error)?: throw error
+                default:
+                    condition.wait()
+                    continue
+                }
+                break
+            }
+        }
+    }
+
+    /// Whether `block` was fetched and cached by this process.
+    func isDone(_ block: Block) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        if case .done? = status[block] { return true }
+        return false
+    }
+
+    // MARK: workers
+
+    private func work() {
+        condition.lock()
+        while true {
+            guard let run = takeRun() else {
+                if unflushed && inFlight == 0 {
+                    // The last fetch is done: what was fetched goes to disk.
+                    unflushed = false
+                    condition.unlock()
+                    cache.flush()
+                    condition.lock()
+                    continue
+                }
+                idle += 1
+                condition.wait()
+                idle -= 1
+                continue
+            }
+            inFlight += 1
+            condition.unlock()
+            let outcome = Result { try fetchRun(run) }
+            condition.lock()
+            inFlight -= 1
+            switch outcome {
+            case let .success((cached, whole)):
+                serverSendsRanges = !whole
+                for block in run.blocks { status[block] = .failed(missingAfterFetch(block)) }
+                for block in cached { status[block] = .done }
+                unflushed = true
+            case let .failure(error):
+                for block in run.blocks { status[block] = .failed(error) }
+            }
+            condition.broadcast()
+        }
+    }
+
+    private struct Run {
+        var pack: ObjectID
+        var blocks: [Block]
+        var range: Range<UInt64>
+    }
+
+    /// The most urgent queued block and the queued blocks right after it in
+    /// its pack, marked in flight. Caller holds the lock.
+    private func takeRun() -> Run? {
+        if serverSendsRanges == nil && inFlight > 0 { return nil }
+        for urgency in Urgency.allCases {
+            let q = urgency.rawValue
+            while heads[q] < queues[q].count {
+                let first = queues[q][heads[q]]
+                heads[q] += 1
+                guard case let .queued(current)? = status[first], current == urgency,
+                      let objects = catalog.objects(in: first) else { continue }
+                var run = Run(pack: first.pack, blocks: [first], range: first.offset..<first.offset + UInt64(objects.length))
+                status[first] = .inFlight
+                if serverSendsRanges == false {
+                    // The whole pack comes anyway: every block queued in it.
+                    for block in catalog.blocks(inPack: first.pack) where block != first {
+                        if case .queued? = status[block] {
+                            status[block] = .inFlight
+                            run.blocks.append(block)
+                        }
+                    }
+                    return run
+                }
+                // Queued right after it, and right after it in its pack too:
+                // one request. (Only queue neighbours, so that a run never
+                // jumps ahead of the order blocks were asked in.)
+                while run.range.count < BlockFetcher.maxRequestBytes, heads[q] < queues[q].count {
+                    let next = queues[q][heads[q]]
+                    guard next == Block(pack: first.pack, offset: run.range.upperBound),
+                          case .queued(urgency)? = status[next], let nextObjects = catalog.objects(in: next) else { break }
+                    heads[q] += 1
+                    status[next] = .inFlight
+                    run.blocks.append(next)
+                    run.range = run.range.lowerBound..<run.range.upperBound + UInt64(nextObjects.length)
+                }
+                return run
+            }
+            queues[q].removeAll(keepingCapacity: true)
+            heads[q] = 0
+        }
+        return nil
+    }
+
+    private func damaged(_ pack: ObjectID, _ what: String) -> BuildFSError {
+        .remote(location: endpoint.base, reason: "the server sent damaged bytes for pack \(pack.hex) (\(what)); not used")
+    }
+
+    private func missingAfterFetch(_ block: Block) -> BuildFSError {
+        .remote(location: endpoint.base, reason: "block \(block.offset) of pack \(block.pack.hex) could not be kept")
+    }
+
+    /// Fetches a run, checks it, and caches it; returns the blocks cached,
+    /// and whether the server sent the whole pack.
+    private func fetchRun(_ run: Run) throws -> ([Block], Bool) {
+        let url = endpoint.url(.cas, run.pack)
+        let packSize = catalog.packSize(run.pack) ?? run.range.upperBound
+        guard let (bytes, whole) = try transport.fetch(url, range: run.range, wholeLength: Int(packSize)) else {
+            throw BuildFSError.remote(
+                location: endpoint.base,
+                reason: "pack \(run.pack.hex) is missing on the server (evicted?); the snapshot that needs it must be saved again")
+        }
+        if whole {
+            guard ObjectID.hashing(bytes) == run.pack else { throw damaged(run.pack, "does not hash to its id") }
+            // No Range support: keep every block of the pack that is needed.
+            return (try keep(bytes[...], startingAt: 0, blocks: catalog.blocks(inPack: run.pack)), true)
+        }
+        return (try keep(bytes[...], startingAt: run.range.lowerBound, blocks: run.blocks), false)
+    }
+
+    /// Checks every needed object of `blocks` in `bytes` (which start at
+    /// pack offset `start`) and hands them to the cache in one piece.
+    private func keep(_ bytes: ArraySlice<UInt8>, startingAt start: UInt64, blocks: [Block]) throws -> [Block] {
+        var entries: [(ObjectID, PackSlot)] = []
+        var low = UInt64.max, high: UInt64 = 0
+        for block in blocks {
+            guard let objects = catalog.objects(in: block) else { continue }
+            let from = Int(block.offset - start) + bytes.startIndex
+            let to = from + Int(objects.length)
+            guard block.offset >= start, to <= bytes.endIndex else {
+                throw BuildFSError.remote(location: endpoint.base, reason: "the server sent a short range of pack \(block.pack.hex)")
+            }
+            let decoded: [UInt8]
+            do {
+                decoded = try bytes[from..<to].withUnsafeBytes { stored in
+                    try decompressors.with { try BlockCodec.decode(stored, objectID: objects.objects[0].0, decompressor: $0) }
+                }
+            } catch {
+                throw damaged(block.pack, "a block at \(block.offset) does not decode")
+            }
+            for (id, slot) in objects.objects {
+                do {
+                    _ = try slot.object(in: decoded, id: id)
+                } catch {
+                    throw damaged(block.pack, "object \(id.hex) does not hash to its id")
+                }
+                var relative = slot
+                relative.blockOffset = block.offset - start
+                entries.append((id, relative))
+            }
+            low = min(low, block.offset)
+            high = max(high, block.offset + UInt64(objects.length))
+        }
+        guard low < high else { return [] }
+        for i in entries.indices { entries[i].1.blockOffset -= low - start }
+        let from = Int(low - start) + bytes.startIndex
+        cache.add(blocks: bytes[from..<from + Int(high - low)], entries: entries)
+        return blocks
+    }
+}

@@ -28,10 +28,14 @@ public final class NginxServer: @unchecked Sendable {
 
     /// With `tls`: the certificate names only this host (DNS), not 127.0.0.1.
     public let serverName: String?
+    /// False: Range headers are ignored and whole files sent (as by a cache
+    /// server without Range support).
+    public let servesRanges: Bool
 
     public init(credentials: (user: String, password: String)? = nil, requestsPerSecond: Int? = nil,
-                tls: Bool = false, serverName: String? = nil) throws {
+                tls: Bool = false, serverName: String? = nil, servesRanges: Bool = true) throws {
         directory = TemporaryDirectory("buildfs-nginx")
+        self.servesRanges = servesRanges
         self.credentials = credentials
         self.requestsPerSecond = requestsPerSecond
         self.tls = tls
@@ -66,7 +70,8 @@ public final class NginxServer: @unchecked Sendable {
             error_log \(directory.sub("error.log")) info;
             events { worker_connections 512; }
             http {
-              access_log \(directory.sub("access.log"));
+              log_format buildfs '$remote_addr [$time_local] "$request" $status $body_bytes_sent "$http_range"';
+              access_log \(directory.sub("access.log")) buildfs;
               client_body_temp_path \(temp)/body;
               proxy_temp_path \(temp)/proxy;
               fastcgi_temp_path \(temp)/fastcgi;
@@ -82,6 +87,7 @@ public final class NginxServer: @unchecked Sendable {
                   create_full_put_path on;
                   client_max_body_size 1G;
                   allow all;
+                  \(servesRanges ? "" : "max_ranges 0;")
             \(limit)
             \(auth)
                 }
@@ -136,6 +142,20 @@ public final class NginxServer: @unchecked Sendable {
                 return nil
             }
             return line[line.index(after: open)..<close].split(separator: " ").prefix(2).joined(separator: " ")
+        }
+    }
+
+    /// The GETs of packs, in the order they were answered: the pack file
+    /// on the server and the byte range asked for (nil: the whole file).
+    public func packReads() -> [(file: String, range: ClosedRange<Int>?)] {
+        let log = (try? String(contentsOfFile: directory.sub("access.log"), encoding: .utf8)) ?? ""
+        return log.split(separator: "\n").compactMap { line in
+            let fields = line.split(separator: "\"", omittingEmptySubsequences: false)
+            guard fields.count >= 4, fields[1].hasPrefix("GET /cache/cas/") else { return nil }
+            let path = fields[1].split(separator: " ")[1]
+            let file = dataDirectory + "/cas/" + path.split(separator: "/").last!
+            let range = fields[3].hasPrefix("bytes=") ? fields[3].dropFirst(6).split(separator: "-").compactMap { Int($0) } : []
+            return (file, range.count == 2 ? range[0]...range[1] : nil)
         }
     }
 

@@ -141,6 +141,8 @@ final class ScenarioRun {
         var total = 0
         let walker = FileManager.default.enumerator(atPath: upper)
         while let relative = walker?.nextObject() as? String {
+            // The mount's own bookkeeping (the read trace) is not copied-up data.
+            if relative.hasPrefix(".buildfs-internal/") { continue }
             var st = stat()
             if lstat(upper + "/" + relative, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG {
                 total += Int(st.st_blocks) * 512

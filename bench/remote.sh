@@ -20,6 +20,12 @@
 #           time until mounted, first byte of the tree's largest file, then
 #           every file read (`tar -cf - . | cat`): mount start to last byte,
 #           against the restore's tar.zst time
+#   trace   job 1 mounts the snapshot (fresh cache), reads what an incremental
+#           build reads (project/ and toolchain/usr/include) and commits; job
+#           2 mounts that commit on a fresh cache, spends TRACE_PAUSE s on
+#           setup, then reads the same files: how many of its chunk reads
+#           waited on the server (`buildfs stats`), against a job that does
+#           the same on the snapshot without a trace
 # RTT 0 goes through the proxy too (D = 0), so the baseline pays the same hop.
 # A buildfs command still running after CAP seconds is stopped and recorded
 # as ">CAP"; when that happens in a step's first round at an RTT, the step's
@@ -32,7 +38,8 @@
 #   ROUNDS     rounds per RTT (default 3)
 #   RTTS       round-trip times in ms (default "0 10 50")
 #   CAP        seconds a buildfs command may take (default 150)
-#   STEPS      steps to run (default "first change restore mount")
+#   STEPS      steps to run (default "first change restore mount trace")
+#   TRACE_PAUSE  seconds between mount and reads in the trace step (default 1)
 #   WORK_ROOT  scratch dir (default bench/work/remote, git-ignored), removed
 #              at the end unless KEEP_WORK=1
 #   RESULTS    report (default bench/results/remote.md)
@@ -45,7 +52,8 @@ bench_paths remote
 ROUNDS=${ROUNDS:-3}
 RTTS=${RTTS:-0 10 50}
 CAP=${CAP:-150}
-STEPS=${STEPS:-first change restore mount}
+STEPS=${STEPS:-first change restore mount trace}
+TRACE_PAUSE=${TRACE_PAUSE:-1}
 KEEP_WORK=${KEEP_WORK:-0}
 LOG=$BENCH_DIR/work/remote.log
 
@@ -145,6 +153,33 @@ step_restore() {
     retire "$out"
     retire "$WORK_ROOT/cache-fresh"
 }
+# job_reads SNAPSHOT NAME: a job on a fresh cache that mounts SNAPSHOT,
+# waits TRACE_PAUSE s, and reads what a build reads; records the read time
+# in NAME and "waited-chunk-reads chunk-reads" in NAME.chunks. With a third
+# argument it commits under that key before unmounting.
+job_reads() {
+    local upper=$WORK_ROOT/upper-job start stats
+    mkdir -p "$upper"
+    "$BIN" mount "$MNT" --upper "$upper" --from "$1" --store "$PURL/main" --cache-dir "$WORK_ROOT/cache-job" >>"$LOG" 2>&1
+    MOUNTED=$MNT
+    sleep "$TRACE_PAUSE"
+    start=$EPOCHREALTIME
+    (cd "$MNT" && tar -cf - project toolchain/usr/include | cat >/dev/null)
+    record "$2" "$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }')"
+    stats=$("$BIN" stats "$MNT" --json --store "$PURL/main" --cache-dir "$WORK_ROOT/cache-job")
+    record "$2.chunks" "$(python3 -c 'import json, sys; m = json.load(sys.stdin)["mount"]
+print(m.get("chunksFetchedOnRead", 0), m.get("chunkCacheHits", 0) + m.get("chunkCacheMisses", 0))' <<<"$stats")"
+    if [[ -n ${3:-} ]]; then "$BIN" commit "$MNT" --key "$3" --store "$PURL/main" --cache-dir "$WORK_ROOT/cache-job" >>"$LOG" 2>&1; fi
+    "$BIN" umount "$MNT" >>"$LOG" 2>&1
+    MOUNTED=
+    retire "$upper"
+    retire "$WORK_ROOT/cache-job"
+}
+step_trace() {
+    job_reads base "$RTT/trace-first" "traced-$RTT-$2"
+    job_reads "traced-$RTT-$2" "$RTT/trace-second"
+    job_reads base "$RTT/trace-none"
+}
 step_mount() {
     local upper=$WORK_ROOT/upper mark start ready first read total
     mkdir -p "$upper"
@@ -188,7 +223,7 @@ for RTT in $RTTS; do
             sides=(buildfs tar)
             if (( r % 2 == 0 )); then sides=(tar buildfs); fi
             for side in "${sides[@]}"; do
-                if [[ $STEP == mount && $side == tar ]]; then continue; fi   # against restore's
+                if [[ ( $STEP == mount || $STEP == trace ) && $side == tar ]]; then continue; fi   # against restore's
                 if [[ $side == buildfs && " $SKIP " == *" $STEP "* ]]; then
                     log "RTT $RTT ms, round $r: $STEP: buildfs skipped (round 1 took more than ${CAP} s)"
                     continue
@@ -240,7 +275,7 @@ limit() { awk -v t="$1" -v r="$RTT" 'BEGIN { print (r + 0 >= 50) ? t * 1.5 : t }
 reqs() { echo "$(medreq "$1" 1) req ($(medreq "$1" 4) conn), $(mb "$(medreq "$1" 2)") up, $(mb "$(medreq "$1" 3)") down"; }
 
 {
-    echo "# buildfs remote-store benchmark at real round-trip times (issue 14, before)"
+    echo "# buildfs remote-store benchmark at real round-trip times (issue 14)"
     echo
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC') (end of the run, which took $RUN_MINUTES min)"
     bench_machine_lines "$WORK_ROOT"
@@ -277,13 +312,20 @@ reqs() { echo "$(medreq "$1" 1) req ($(medreq "$1" 4) conn), $(mb "$(medreq "$1"
         echo "| mount: usable (the mount command returns) | $(secs "$b") | | | | | ≤ $(limit 0.3) s | $(verdict "$b" "$(limit 0.3)") |"
         b=$(med "$RTT/mount-first-byte")
         echo "| mount: first byte of $LARGEST | $(secs "$b") | | | | | ≤ $(limit 0.1) s | $(verdict "$b" "$(limit 0.1)") |"
-        echo "| mount: a second job whose reads match the trace finds its data local | | | | | | yes | not measured (no read trace yet) |"
+        w2=$(cut -d' ' -f1 "$DATA/$RTT/trace-second.chunks" 2>/dev/null | bench_median /dev/stdin 2>/dev/null || echo n/a)
+        n2=$(cut -d' ' -f2 "$DATA/$RTT/trace-second.chunks" 2>/dev/null | bench_median /dev/stdin 2>/dev/null || echo n/a)
+        w0=$(cut -d' ' -f1 "$DATA/$RTT/trace-none.chunks" 2>/dev/null | bench_median /dev/stdin 2>/dev/null || echo n/a)
+        n0=$(cut -d' ' -f2 "$DATA/$RTT/trace-none.chunks" 2>/dev/null | bench_median /dev/stdin 2>/dev/null || echo n/a)
+        b=$(med "$RTT/trace-second") t=$(med "$RTT/trace-none")
+        share=$(awk -v w="$w2" -v n="$n2" 'BEGIN { if (n + 0 > 0) printf "%.3f", w / n; else print "n/a" }')
+        echo "| mount: a second job whose reads match the trace finds its data local: chunk reads that waited on the server, after ${TRACE_PAUSE} s of setup (read time) | $w2 of $n2 ($(secs "$b")) | without a trace: $w0 of $n0 ($(secs "$t")) | $(ratio "$b" "$t") | | | ≤ 5% waited | $(verdict "$share" 0.05) |"
         echo
     done
     echo "## Details (each round, in run order)"
     echo
     for RTT in $RTTS; do
-        for f in first-buildfs first-tar change-buildfs change-tar restore-buildfs restore-tar mount-ready mount-first-byte mount-buildfs; do
+        for f in first-buildfs first-tar change-buildfs change-tar restore-buildfs restore-tar mount-ready mount-first-byte mount-buildfs \
+                 trace-first trace-second trace-none trace-first.chunks trace-second.chunks trace-none.chunks; do
             [[ -s $DATA/$RTT/$f ]] || continue
             echo "- RTT $RTT, $f: $(tr '\n' ' ' <"$DATA/$RTT/$f")"
             if [[ -s $DATA/$RTT/$f.req ]]; then

@@ -39,7 +39,8 @@
 #   RTTS       round-trip times in ms (default "0 10 50")
 #   CAP        seconds a buildfs command may take (default 150)
 #   STEPS      steps to run (default "first change restore mount trace")
-#   TRACE_PAUSE  seconds between mount and reads in the trace step (default 1)
+#   TRACE_PAUSE  seconds between mount and reads in the trace step (default 0:
+#              the job reads at once, racing the prefetch)
 #   WORK_ROOT  scratch dir (default bench/work/remote, git-ignored), removed
 #              at the end unless KEEP_WORK=1
 #   RESULTS    report (default bench/results/remote.md)
@@ -53,7 +54,7 @@ ROUNDS=${ROUNDS:-3}
 RTTS=${RTTS:-0 10 50}
 CAP=${CAP:-150}
 STEPS=${STEPS:-first change restore mount trace}
-TRACE_PAUSE=${TRACE_PAUSE:-1}
+TRACE_PAUSE=${TRACE_PAUSE:-0}
 KEEP_WORK=${KEEP_WORK:-0}
 LOG=$BENCH_DIR/work/remote.log
 

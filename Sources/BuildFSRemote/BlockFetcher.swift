@@ -46,6 +46,9 @@ final class BlockFetcher: @unchecked Sendable {
     private var threads = 0
     private var idle = 0
     private var inFlight = 0
+    private var inFlightInBackground = 0
+    /// A mount's prefetch leaves most connections to the reads that wait.
+    private var backgroundLimit: Int { max(1, maxThreads / 4) }
     /// Blocks were cached since the last flush of the cache.
     private var unflushed = false
     /// Whether the server answers Range requests; nil until the first
@@ -130,10 +133,12 @@ final class BlockFetcher: @unchecked Sendable {
                 continue
             }
             inFlight += 1
+            if run.urgency == .background { inFlightInBackground += 1 }
             condition.unlock()
             let outcome = Result { try fetchRun(run) }
             condition.lock()
             inFlight -= 1
+            if run.urgency == .background { inFlightInBackground -= 1 }
             switch outcome {
             case let .success((cached, whole)):
                 serverSendsRanges = !whole
@@ -148,6 +153,7 @@ final class BlockFetcher: @unchecked Sendable {
     }
 
     private struct Run {
+        var urgency: Urgency
         var pack: ObjectID
         var blocks: [Block]
         var range: Range<UInt64>
@@ -158,13 +164,14 @@ final class BlockFetcher: @unchecked Sendable {
     private func takeRun() -> Run? {
         if serverSendsRanges == nil && inFlight > 0 { return nil }
         for urgency in Urgency.allCases {
+            if urgency == .background && inFlightInBackground >= backgroundLimit { return nil }
             let q = urgency.rawValue
             while heads[q] < queues[q].count {
                 let first = queues[q][heads[q]]
                 heads[q] += 1
                 guard case let .queued(current)? = status[first], current == urgency,
                       let objects = catalog.objects(in: first) else { continue }
-                var run = Run(pack: first.pack, blocks: [first], range: first.offset..<first.offset + UInt64(objects.length))
+                var run = Run(urgency: urgency, pack: first.pack, blocks: [first], range: first.offset..<first.offset + UInt64(objects.length))
                 status[first] = .inFlight
                 if serverSendsRanges == false {
                     // The whole pack comes anyway: every block queued in it.

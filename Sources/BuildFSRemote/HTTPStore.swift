@@ -83,11 +83,17 @@ public final class HTTPStore: Store {
         guard let mapID = ref.packMapID else { throw BuildFSError.outdatedSnapshot(key: ref.key, location: location) }
         let map = try loadMap(mapID, key: ref.key)
         catalog.add(map, id: mapID)
+        guard fetch != .onDemand else { return }
+        // The metadata first, in one or a few requests: then every lookup
+        // and listing is local.
+        try fetcher.fetch(missingBlocks(of: map, treesOnly: true), urgency: .now, wait: true)
         switch fetch {
         case .onDemand:
             return
         case .everything:
-            try fetcher.fetch(missingBlocks(of: map), urgency: .soon, wait: true)
+            // In pack order, which is the order an import wrote and an
+            // export writes; a read waiting for a block moves it ahead.
+            try fetcher.fetch(missingBlocks(of: map), urgency: .soon, wait: false)
         case .inBackground:
             // The trace is an object too: fetched off the caller's path.
             let thread = Thread { [self] in
@@ -104,10 +110,11 @@ public final class HTTPStore: Store {
         }
     }
 
-    /// The blocks of `map` that hold objects the cache lacks.
-    private func missingBlocks(of map: PackMap) -> [RemoteCatalog.Block] {
+    /// The blocks of `map` that hold objects (trees) the cache lacks.
+    private func missingBlocks(of map: PackMap, treesOnly: Bool = false) -> [RemoteCatalog.Block] {
         var seen = Set<RemoteCatalog.Block>()
         return map.entries.compactMap { entry in
+            guard entry.isTree || !treesOnly else { return nil }
             let block = RemoteCatalog.Block(pack: map.packs[entry.pack].digest, offset: entry.slot.blockOffset)
             guard !seen.contains(block), !cache.contains(entry.id) else { return nil }
             seen.insert(block)
@@ -191,8 +198,9 @@ public final class HTTPStore: Store {
     /// uploads. Objects in neither (a parent that is gone) are packed from
     /// the cache and sent first.
     private func writeMap(of ref: SnapshotRef) throws -> ObjectID {
-        let reachable = try Reachability.mark([ref], in: self).keys
-        var (map, unknown) = catalog.map(of: reachable)
+        var trees = Set<ObjectID>()
+        let reachable = try Reachability.mark([ref], in: self) { trees.insert($0) }.keys
+        var (map, unknown) = catalog.map(of: reachable, trees: trees)
         if !unknown.isEmpty {
             try writing { writer in
                 for id in unknown {
@@ -203,7 +211,7 @@ public final class HTTPStore: Store {
                 }
                 _ = try writer.finish()
             }
-            (map, unknown) = catalog.map(of: reachable)
+            (map, unknown) = catalog.map(of: reachable, trees: trees)
             guard unknown.isEmpty else { throw BuildFSError.missingObject(id: unknown[0].hex) }
         }
         let bytes = map.encode()

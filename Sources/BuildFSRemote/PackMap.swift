@@ -14,8 +14,12 @@ import BuildFSCore
 ///     "BFSm", version 1,
 ///     varint pack count, per pack: 32-byte digest, varint size,
 ///     varint entry count, per entry (sorted by pack, then offsets):
-///     32-byte object id, varint pack number, varint block offset,
-///     varint block length, varint offset in block, varint length
+///     32-byte object id, varint (pack number << 1 | 1 for a tree),
+///     varint block offset, varint block length, varint offset in block,
+///     varint length
+///
+/// Trees are marked so that a mount fetches all of them (the metadata)
+/// first, in one or a few requests.
 ///
 /// No checksum of its own: the map is named by its hash.
 struct PackMap: Sendable {
@@ -28,6 +32,7 @@ struct PackMap: Sendable {
         var id: ObjectID
         var pack: Int
         var slot: PackSlot
+        var isTree = false
     }
 
     static let magic: [UInt8] = Array("BFSm".utf8)
@@ -53,7 +58,7 @@ struct PackMap: Sendable {
         }
         for entry in sorted {
             w.id(entry.id)
-            w.varint(entry.pack)
+            w.varint(entry.pack << 1 | (entry.isTree ? 1 : 0))
             w.varint(entry.slot.blockOffset)
             w.varint(UInt64(entry.slot.blockLength))
             w.varint(UInt64(entry.slot.offsetInBlock))
@@ -82,7 +87,8 @@ struct PackMap: Sendable {
         map.entries.reserveCapacity(entryCount)
         for _ in 0..<entryCount {
             let object = try r.id()
-            let pack = try r.count(atMost: max(packCount - 1, 0), "pack number")
+            let packAndKind = try r.count(atMost: max(2 * packCount - 1, 0), "pack number")
+            let pack = packAndKind >> 1
             guard pack < packCount else { throw r.malformed("entry without a pack") }
             let blockOffset = try r.varint()
             let blockLength = try r.count(atMost: maxBlock, "block length")
@@ -93,7 +99,7 @@ struct PackMap: Sendable {
             }
             map.entries.append(Entry(id: object, pack: pack, slot: PackSlot(
                 blockOffset: blockOffset, blockLength: UInt32(blockLength),
-                offsetInBlock: UInt32(offset), length: UInt32(length))))
+                offsetInBlock: UInt32(offset), length: UInt32(length)), isTree: packAndKind & 1 == 1))
         }
         guard r.remaining == 0 else { throw r.malformed("trailing bytes") }
         return map

@@ -82,9 +82,9 @@ final class RemoteCatalog: Sendable {
         state.blocks[block, default: BlockObjects(length: slot.blockLength, objects: [])].objects.append((id, slot))
     }
 
-    /// The map of a snapshot whose objects are `ids`; the ids this catalog
-    /// knows no pack for are returned apart.
-    func map(of ids: some Sequence<ObjectID>) -> (map: PackMap, unknown: [ObjectID]) {
+    /// The map of a snapshot whose objects are `ids`, of which `trees` are
+    /// trees; the ids this catalog knows no pack for are returned apart.
+    func map(of ids: some Sequence<ObjectID>, trees: Set<ObjectID>) -> (map: PackMap, unknown: [ObjectID]) {
         state.withLock { state in
             var map = PackMap()
             var packNumbers: [ObjectID: Int] = [:]
@@ -99,7 +99,7 @@ final class RemoteCatalog: Sendable {
                     packNumbers[pack] = map.packs.count - 1
                     return map.packs.count - 1
                 }()
-                map.entries.append(PackMap.Entry(id: id, pack: number, slot: slot))
+                map.entries.append(PackMap.Entry(id: id, pack: number, slot: slot, isTree: trees.contains(id)))
             }
             return (map, unknown)
         }

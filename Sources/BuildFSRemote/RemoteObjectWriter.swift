@@ -10,7 +10,7 @@ import Synchronization
 final class RemoteObjectWriter: ObjectWriter {
     /// Packs on the wire are smaller than local ones, so that uploads start
     /// early and run side by side.
-    static let packSize: UInt64 = 16 << 20
+    static let packSize: UInt64 = 8 << 20
 
     private let store: HTTPStore
     private let uploads: TransferQueue

@@ -138,9 +138,9 @@ import TestSupport
     }
 
     @Test func aServerStoppedInTheMiddleOfAnImportLeavesNoRefAndARetrySucceeds() throws {
-        // A server answering 2 requests a second, and several packs to
+        // A server answering 4 requests a second, and several packs to
         // send: the import is surely still uploading when it dies.
-        let server = try NginxServer(requestsPerSecond: 2)
+        let server = try NginxServer(requestsPerSecond: 4)
         let source = dir.sub("source")
         randomTree(44, at: source, budget: 48 << 20)
         let log = OutputFile()
@@ -165,7 +165,7 @@ import TestSupport
     }
 
     @Test func aServerStoppedInTheMiddleOfACommitLeavesNoRefAndTheMountCommitsLater() throws {
-        let server = try NginxServer(requestsPerSecond: 2)
+        let server = try NginxServer(requestsPerSecond: 4)
         let source = dir.sub("source")
         randomTree(52, at: source, budget: 2 << 20)
         #expect(try buildfs(["import", source, "--key", "base"], url: server.url).status == 0)

@@ -59,7 +59,7 @@ public final class NginxServer: @unchecked Sendable {
                   auth_basic "buildfs test cache";
                   auth_basic_user_file \(directory.sub("htpasswd"));
             """
-        let limitZone = requestsPerSecond.map { "limit_req_zone $server_name zone=slow:1m rate=\($0)r/s;" } ?? ""
+        let limitZone = requestsPerSecond.map { "limit_req_zone $binary_remote_addr zone=slow:1m rate=\($0)r/s;" } ?? ""
         let limit = requestsPerSecond == nil ? "" : "      limit_req zone=slow burst=100000;"
         return """
             daemon off;

@@ -42,8 +42,8 @@ public final class Exporter: Sendable {
                        progress: Bool = ProgressLine.stderrIsTerminal) throws -> ExportSummary {
         guard let rootID = ref.rootID else { throw BuildFSError.corruptObject(id: ref.root, reason: "bad root id") }
         let rootDir = try Exporter.prepareTarget(target)
-        // A remote store fetches everything in a few large requests, many in
-        // flight, before the walk needs its first tree.
+        // A remote store fetches the trees now and everything else while
+        // the files are written, in a few large requests, many in flight.
         try store.openSnapshot(ref, fetch: .everything)
         var plan = Plan()
         plan.directories.append(([], nil))

@@ -5,8 +5,10 @@ public enum Reachability {
     /// Refs are walked newest first, so a subtree already seen cannot gain a
     /// newer time and is skipped: each shared subtree is walked once.
     /// Throws when a tree cannot be read: what it references is then
-    /// unknown, and nothing may be swept on a guess.
-    public static func mark(_ refs: [SnapshotRef], in store: any Store) throws -> [ObjectID: Double] {
+    /// unknown, and nothing may be swept on a guess. `onTree` sees each
+    /// tree walked.
+    public static func mark(_ refs: [SnapshotRef], in store: any Store,
+                            onTree: (ObjectID) -> Void = { _ in }) throws -> [ObjectID: Double] {
         var lastUse: [ObjectID: Double] = [:]
         for ref in refs.sorted(by: { $0.lastUsed > $1.lastUsed }) {
             guard let root = ref.rootID else { continue }
@@ -17,6 +19,7 @@ public enum Reachability {
                 if !first && lastUse[treeID] != nil { continue }
                 first = false
                 lastUse[treeID] = lastUse[treeID] ?? ref.lastUsed
+                onTree(treeID)
                 let tree: Tree
                 do {
                     tree = try store.getTree(treeID)

@@ -68,10 +68,12 @@ extension ObjectWriter {
 public enum SnapshotFetch: Sendable {
     /// Nothing ahead: objects come as they are read (an import's parent).
     case onDemand
-    /// Everything the snapshot needs, before `openSnapshot` returns (export).
+    /// The trees before `openSnapshot` returns, then everything else in
+    /// the order it was written, reads waiting for what they need (export).
     case everything
-    /// Everything, in the background, in the order the job that committed
-    /// the snapshot read it (its read trace), then the rest (a mount).
+    /// The trees before `openSnapshot` returns, then everything else in
+    /// the background, in the order the job that committed the snapshot
+    /// read it (its read trace), then the rest (a mount).
     case inBackground
 }
 

@@ -19,7 +19,8 @@
 #   mount   `buildfs mount --from` over the remote with a fresh --cache-dir:
 #           time until mounted, first byte of the tree's largest file, then
 #           every file read (`tar -cf - . | cat`): mount start to last byte,
-#           against the restore's tar.zst time
+#           against the restore's tar.zst time; and the same read through a
+#           mount of the snapshot in a local store (the FUSE read path's floor)
 #   trace   job 1 mounts the snapshot (fresh cache), reads what an incremental
 #           build reads (project/ and toolchain/usr/include) and commits; job
 #           2 mounts that commit on a fresh cache, spends TRACE_PAUSE s on
@@ -106,6 +107,9 @@ read -r LARGEST_BYTES LARGEST < <(find "$TREE" -type f -printf '%s %P\n' | sort 
 log "the snapshot and the archive to restore (directly)"
 "$BIN" import "$TREE" --key base --store "$DIRECT/main" --cache-dir "$WORK_ROOT/cache-runner" >>"$LOG" 2>&1
 tar -cf - -C "$WORK_ROOT" tree | zstd -T0 -3 -q | curl -sf -T - "$DIRECT/archives/base.tar.zst"
+# The same snapshot in a local store: a mount of it reads at the FUSE read
+# path's own speed, the floor for reading through a mount over the network.
+"$BIN" import "$TREE" --key base --store "$WORK_ROOT/local-store" >>"$LOG" 2>&1
 ARCHIVE_BYTES=$(stat -c %s "$WORK_ROOT/nginx/data/cache/archives/base.tar.zst")
 sync
 # Restores create thousands of files: not right after a bulk deletion (lib.sh).
@@ -206,6 +210,13 @@ step_mount() {
     MOUNTED=
     retire "$upper"
     retire "$WORK_ROOT/cache-fresh"
+    mkdir -p "$upper"
+    "$BIN" mount "$MNT" --upper "$upper" --from base --store "$WORK_ROOT/local-store" >>"$LOG" 2>&1
+    MOUNTED=$MNT
+    record "$RTT/mount-local" "$(bench_time_capped "$CAP" bash -o pipefail -c 'tar -cf - -C "$1" . | cat >/dev/null' _ "$MNT" 2>>"$LOG")"
+    "$BIN" umount "$MNT" >>"$LOG" 2>&1
+    MOUNTED=
+    retire "$upper"
 }
 
 CHANGE=0
@@ -309,6 +320,8 @@ reqs() { echo "$(medreq "$1" 1) req ($(medreq "$1" 4) conn), $(mb "$(medreq "$1"
         echo "| restore, empty cache (export) vs curl \| zstd -d \| tar -x | $(secs "$b") | $(secs "$rt") | $x | $(reqs "$RTT/restore-buildfs") | $(reqs "$RTT/restore-tar") | ≤ $(limit 1.0)× | $(verdict "$x" "$(limit 1.0)") |"
         b=$(med "$RTT/mount-buildfs") x=$(ratio "$b" "$rt")
         echo "| mount --from (empty cache), then read every file vs the tar restore | $(secs "$b") | $(secs "$rt") | $x | $(reqs "$RTT/mount-buildfs") | | ≤ $(limit 1.5)× | $(verdict "$x" "$(limit 1.5)") |"
+        b=$(med "$RTT/mount-local") x=$(ratio "$(med "$RTT/mount-buildfs")" "$b")
+        echo "| the same read through a mount of a local store (the FUSE read path's floor; not a target) vs the remote mount above | $(secs "$b") | | remote / local: $x | | | | |"
         b=$(med "$RTT/mount-ready")
         echo "| mount: usable (the mount command returns) | $(secs "$b") | | | | | ≤ $(limit 0.3) s | $(verdict "$b" "$(limit 0.3)") |"
         b=$(med "$RTT/mount-first-byte")
@@ -325,7 +338,7 @@ reqs() { echo "$(medreq "$1" 1) req ($(medreq "$1" 4) conn), $(mb "$(medreq "$1"
     echo "## Details (each round, in run order)"
     echo
     for RTT in $RTTS; do
-        for f in first-buildfs first-tar change-buildfs change-tar restore-buildfs restore-tar mount-ready mount-first-byte mount-buildfs \
+        for f in first-buildfs first-tar change-buildfs change-tar restore-buildfs restore-tar mount-ready mount-first-byte mount-buildfs mount-local \
                  trace-first trace-second trace-none trace-first.chunks trace-second.chunks trace-none.chunks; do
             [[ -s $DATA/$RTT/$f ]] || continue
             echo "- RTT $RTT, $f: $(tr '\n' ' ' <"$DATA/$RTT/$f")"

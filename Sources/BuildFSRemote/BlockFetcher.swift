@@ -11,10 +11,10 @@ import Foundation
 /// Each request covers a run of blocks queued one after another that also
 /// follow each other in their pack (up to `maxRequestBytes`), so a file, or
 /// a whole snapshot, arrives in a few large Range requests, in the order it
-/// was asked for, and a block is never fetched twice at once. Every
-/// object of a fetched block is checked against its id before the block is
-/// cached. A server that ignores Range sends the whole pack; then every
-/// block of it that an opened snapshot needs is kept.
+/// was asked for, and a block is never fetched twice at once. Blocks are
+/// cached as they came; their objects are checked against their ids when
+/// read. A server that ignores Range sends the whole pack (checked against
+/// its name); then every block of it that an opened snapshot needs is kept.
 final class BlockFetcher: @unchecked Sendable {
     typealias Block = RemoteCatalog.Block
 
@@ -36,7 +36,6 @@ final class BlockFetcher: @unchecked Sendable {
     private let catalog: RemoteCatalog
     private let cache: ReadThroughCache
     private let maxThreads: Int
-    private let decompressors = ContextPool { ZstdDecompressor() }
 
     private let condition = NSCondition()
     // Guarded by `condition`:
@@ -70,6 +69,29 @@ final class BlockFetcher: @unchecked Sendable {
     func fetch(_ blocks: [Block], urgency: Urgency, wait: Bool) throws {
         condition.lock()
         defer { condition.unlock() }
+        queue(blocks, urgency: urgency)
+        guard wait else { return }
+        for block in blocks {
+            waiting: while true {
+                switch status[block] {
+                case .done?:
+                    break waiting
+                case let .failed(error)?:
+                    throw error
+                case nil:
+                    // Forgotten meanwhile (its copy was damaged): again.
+                    queue([block], urgency: urgency)
+                    condition.wait()
+                default:
+                    condition.wait()
+                }
+            }
+        }
+    }
+
+    /// Queues the blocks not fetched yet and starts threads for them.
+    /// Caller holds the lock.
+    private func queue(_ blocks: [Block], urgency: Urgency) {
         var added = 0
         for block in blocks {
             switch status[block] {
@@ -90,27 +112,15 @@ final class BlockFetcher: @unchecked Sendable {
             thread.start()
         }
         condition.broadcast()
-        guard wait else { return }
-        for block in blocks {
-            while true {
-                switch status[block] {
-                case .done?: break
-                case let .failed(error)?: throw error
-                default:
-                    condition.wait()
-                    continue
-                }
-                break
-            }
-        }
     }
 
-    /// Whether `block` was fetched and cached by this process.
-    func isDone(_ block: Block) -> Bool {
+    /// Makes the next `fetch` of `block` fetch it again (its cached copy
+    /// turned out damaged). Not while it is in flight.
+    func forget(_ block: Block) {
         condition.lock()
         defer { condition.unlock() }
-        if case .done? = status[block] { return true }
-        return false
+        if case .inFlight? = status[block] { return }
+        status[block] = nil
     }
 
     // MARK: workers
@@ -229,41 +239,26 @@ final class BlockFetcher: @unchecked Sendable {
         return (try keep(bytes[...], startingAt: run.range.lowerBound, blocks: run.blocks), false)
     }
 
-    /// Checks every needed object of `blocks` in `bytes` (which start at
-    /// pack offset `start`) and hands them to the cache in one piece.
+    /// Hands the needed `blocks` of `bytes` (which start at pack offset
+    /// `start`) to the cache in one piece. Their objects are checked when
+    /// read (ReadThroughCache.get), which is once: checking here too would
+    /// decompress and hash everything twice.
     private func keep(_ bytes: ArraySlice<UInt8>, startingAt start: UInt64, blocks: [Block]) throws -> [Block] {
         var entries: [(ObjectID, PackSlot)] = []
         var low = UInt64.max, high: UInt64 = 0
         for block in blocks {
             guard let objects = catalog.objects(in: block) else { continue }
-            let from = Int(block.offset - start) + bytes.startIndex
-            let to = from + Int(objects.length)
-            guard block.offset >= start, to <= bytes.endIndex else {
+            guard block.offset >= start, Int(block.offset - start) + Int(objects.length) <= bytes.count else {
                 throw BuildFSError.remote(location: endpoint.base, reason: "the server sent a short range of pack \(block.pack.hex)")
             }
-            let decoded: [UInt8]
-            do {
-                decoded = try bytes[from..<to].withUnsafeBytes { stored in
-                    try decompressors.with { try BlockCodec.decode(stored, objectID: objects.objects[0].0, decompressor: $0) }
-                }
-            } catch {
-                throw damaged(block.pack, "a block at \(block.offset) does not decode")
-            }
-            for (id, slot) in objects.objects {
-                do {
-                    _ = try slot.object(in: decoded, id: id)
-                } catch {
-                    throw damaged(block.pack, "object \(id.hex) does not hash to its id")
-                }
-                var relative = slot
-                relative.blockOffset = block.offset - start
-                entries.append((id, relative))
-            }
+            // A slot that disagrees on its block's length is left out (two
+            // maps of different snapshots can only disagree if one lies).
+            for (id, slot) in objects.objects where slot.blockLength == objects.length { entries.append((id, slot)) }
             low = min(low, block.offset)
             high = max(high, block.offset + UInt64(objects.length))
         }
         guard low < high else { return [] }
-        for i in entries.indices { entries[i].1.blockOffset -= low - start }
+        for i in entries.indices { entries[i].1.blockOffset -= low }
         let from = Int(low - start) + bytes.startIndex
         cache.add(blocks: bytes[from..<from + Int(high - low)], entries: entries)
         return blocks

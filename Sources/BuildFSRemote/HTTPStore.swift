@@ -54,7 +54,8 @@ public final class HTTPStore: Store {
     public func has(_ id: ObjectID) throws -> Bool { catalog.contains(id) }
 
     public func get(_ id: ObjectID, maxLength: Int) throws -> [UInt8] {
-        if let cached = cache.get(id, maxLength: maxLength) { return cached }
+        let cached = cache.get(id, maxLength: maxLength)
+        if case let .hit(content) = cached { return content }
         guard let (block, slot) = catalog.location(id) else {
             throw BuildFSError.remote(
                 location: location, reason: "object \(id.hex) is in none of the snapshots opened from this server; the snapshot that needs it must be saved again")
@@ -62,9 +63,22 @@ public final class HTTPStore: Store {
         guard Int(slot.length) <= maxLength else {
             throw BuildFSError.corruptObject(id: id.hex, reason: "is \(slot.length) bytes, at most \(maxLength) expected")
         }
-        try fetcher.fetch([block], urgency: .now, wait: true)
-        if let fetched = cache.get(id, maxLength: maxLength) { return fetched }
-        throw BuildFSError.remote(location: location, reason: "object \(id.hex) was fetched but could not be read back from the cache at \(cache.store.root)")
+        // A copy that went bad since it was fetched is fetched again.
+        if case .damaged = cached { fetcher.forget(block) }
+        for attempt in 0..<2 {
+            try fetcher.fetch([block], urgency: .now, wait: true)
+            let fetched = cache.get(id, maxLength: maxLength)
+            if case let .hit(content) = fetched { return content }
+            fetcher.forget(block)
+            guard attempt == 1 else { continue }
+            if case .damaged = fetched {
+                throw BuildFSError.remote(location: location, reason:
+                    "the server sent damaged bytes for pack \(block.pack.hex) (object \(id.hex) does not decode or hash to its id); not used")
+            }
+            throw BuildFSError.remote(location: location,
+                                      reason: "object \(id.hex) was fetched but could not be kept in the cache at \(cache.store.root)")
+        }
+        throw BuildFSError.missingObject(id: id.hex)
     }
 
     public func isLocal(_ id: ObjectID) -> Bool { cache.contains(id) }
@@ -204,7 +218,7 @@ public final class HTTPStore: Store {
         if !unknown.isEmpty {
             try writing { writer in
                 for id in unknown {
-                    guard let content = cache.get(id, maxLength: BlockCodec.maxContentLength) else {
+                    guard case let .hit(content) = cache.get(id, maxLength: BlockCodec.maxContentLength) else {
                         throw BuildFSError.missingObject(id: id.hex)
                     }
                     try content.withUnsafeBytes { try writer.put(id, content: $0) }

@@ -3,8 +3,9 @@ import Foundation
 import Synchronization
 
 /// A local store in front of a remote one: blocks fetched from the server's
-/// packs are kept here as they came (compressed, already checked), so each
-/// is fetched at most once per machine and nothing is compressed again.
+/// packs are kept here as they came (compressed), so each is fetched at
+/// most once per machine and nothing is compressed again. Their objects are
+/// checked on every read, as a local store does (see `get`).
 ///
 /// Fetched ranges are held in memory and written to the local store as one
 /// pack when `batchBytes` have gathered and on `flush` (a pack per fetch
@@ -39,27 +40,61 @@ final class ReadThroughCache: Sendable {
         }
     }
 
-    func get(_ id: ObjectID, maxLength: Int) -> [UInt8]? {
+    enum Lookup {
+        case hit([UInt8])
+        case missing
+        /// Held, but its bytes do not decode or hash to the id: dropped.
+        case damaged
+    }
+
+    /// The object's checked bytes. Blocks are kept as fetched and checked
+    /// here, on every read, like any local store's: a damaged copy (from
+    /// the server, or the disk) is dropped, so that it is fetched again.
+    func get(_ id: ObjectID, maxLength: Int) -> Lookup {
         if let held = heldBlock(of: id) {
-            guard Int(held.slot.length) <= maxLength else { return nil }
-            let block = try? held.stored.withUnsafeBytes { stored in
-                try decompressors.with { try BlockCodec.decode(stored, objectID: id, decompressor: $0) }
+            guard Int(held.slot.length) <= maxLength else { return .missing }
+            do {
+                let block = try held.stored.withUnsafeBytes { stored in
+                    try decompressors.with { try BlockCodec.decode(stored, objectID: id, decompressor: $0) }
+                }
+                return .hit(try held.slot.object(in: block, id: id))
+            } catch {
+                dropHeld(block: held.slot.blockOffset, of: id)
+                return .damaged
             }
-            return block.flatMap { try? held.slot.object(in: $0, id: id) }
         }
-        guard (try? store.has(id)) == true else { return nil }
-        return try? store.get(id, maxLength: maxLength)
+        guard (try? store.has(id)) == true else { return .missing }
+        do {
+            return .hit(try store.get(id, maxLength: maxLength))
+        } catch BuildFSError.corruptObject {
+            if let pack = store.packName(holding: id) {
+                try? store.removePack(pack)
+                try? store.reloadPacks()
+            }
+            return .damaged
+        } catch {
+            return .missing
+        }
     }
 
     private func heldBlock(of id: ObjectID) -> (stored: ArraySlice<UInt8>, slot: PackSlot)? {
         batches.withLock { batches in
             for batch in batches.reversed() {
                 if let slot = batch.slots[id] {
-                    let start = Int(slot.blockOffset)
-                    return (batch.bytes[start..<start + Int(slot.blockLength)], slot)
+                    let start = Int(slot.blockOffset), end = start + Int(slot.blockLength)
+                    return (end <= batch.bytes.count ? batch.bytes[start..<end] : [], slot)
                 }
             }
             return nil
+        }
+    }
+
+    /// Forgets the held block at `offset` of the batch holding `id`.
+    private func dropHeld(block offset: UInt64, of id: ObjectID) {
+        batches.withLock { batches in
+            for n in batches.indices where batches[n].slots[id] != nil {
+                batches[n].slots = batches[n].slots.filter { $0.value.blockOffset != offset }
+            }
         }
     }
 
@@ -67,7 +102,7 @@ final class ReadThroughCache: Sendable {
         batches.withLock { $0.contains { $0.slots[id] != nil } } || (try? store.has(id)) == true
     }
 
-    /// Keeps `blocks` (consecutive blocks of a pack, checked), whose objects
+    /// Keeps `blocks` (consecutive blocks of a pack), whose objects
     /// lie at `entries` (offsets relative to the start of `blocks`).
     func add(blocks: ArraySlice<UInt8>, entries: [(ObjectID, PackSlot)]) {
         let full = batches.withLock { batches -> Bool in
@@ -101,7 +136,7 @@ final class ReadThroughCache: Sendable {
                 }
             }
             // Dropped even when the write failed: memory stays bounded.
-            batches.withLock { $0.removeFirst() }
+            _ = batches.withLock { $0.removeFirst() }
         }
     }
 }

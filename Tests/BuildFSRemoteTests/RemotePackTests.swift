@@ -84,6 +84,27 @@ import TestSupport
         #expect(TreeListing(of: mnt).differences(from: TreeListing(of: source)).isEmpty)
     }
 
+    @Test func aDamagedCacheCostsAFetchNotAFailure() throws {
+        let source = dir.sub("source")
+        var tree = RandomTree(seed: 64)
+        tree.totalBudget = 4 << 20
+        tree.generate(at: source)
+        #expect(try buildfs(["import", source, "--key", "k"], cache: "saver").status == 0)
+        #expect(try buildfs(["export", dir.sub("first"), "--from", "k"], cache: "runner").status == 0)
+        // One byte of every pack the runner's cache keeps goes bad.
+        let damaged = try Shell.bash("""
+            for p in '\(dir.sub("runner"))'/packs/*.pack; do
+              printf 'X' | dd of="$p" bs=1 seek=200 conv=notrunc status=none && echo "$p"
+            done
+            """)
+        #expect(damaged.status == 0 && !damaged.stdout.isEmpty, "\(damaged.summary)")
+        let gets = server.count("GET", "cas")
+        let again = try buildfs(["export", dir.sub("again"), "--from", "k"], cache: "runner")
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(TreeListing(of: dir.sub("again")).differences(from: TreeListing(of: source)).isEmpty)
+        #expect(server.count("GET", "cas") > gets, "the damaged blocks were fetched again")
+    }
+
     @Test func aMountPrefetchesWhatTheLastJobReadFirst() throws {
         // One file per import, so that each file's chunks have a pack of
         // their own (an import of many files interleaves them in blocks).

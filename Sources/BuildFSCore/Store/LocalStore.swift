@@ -126,11 +126,12 @@ public final class LocalStore: Store {
             return try read(id, maxLength: maxLength)
         } catch BuildFSError.missingObject {
             // Another process may have added it, or gc may have moved it.
-            try catalog.reload()
-            packFiles.withLock { $0.removeAll() }
+            try reloadPacks()
             return try read(id, maxLength: maxLength)
         }
     }
+
+    func packFilesClosed() { packFiles.withLock { $0.removeAll() } }
 
     private func read(_ id: ObjectID, maxLength: Int) throws -> [UInt8] {
         guard let location = catalog.lookup(id) else { throw BuildFSError.missingObject(id: id.hex) }

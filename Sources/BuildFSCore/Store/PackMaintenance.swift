@@ -63,6 +63,15 @@ extension LocalStore {
         return inventory
     }
 
+    /// The pack that holds `id`, if any.
+    public func packName(holding id: ObjectID) -> String? { catalog.lookup(id)?.pack }
+
+    /// Forgets every pack and loads the indexes again (after packs were removed).
+    public func reloadPacks() throws {
+        try catalog.reload()
+        packFilesClosed()
+    }
+
     /// Removes a pack: its index first, so no reader is ever sent to a pack
     /// that is gone.
     public func removePack(_ name: String) throws {

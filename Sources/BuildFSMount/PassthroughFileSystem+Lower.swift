@@ -88,9 +88,6 @@ extension PassthroughFileSystem {
             do {
                 let content = StubContent(chunks: try lower.chunkList(of: stub))
                 state?.content = content
-                // A remote store fetches the whole file in a few requests
-                // while the first read waits only for its own block.
-                lower.store.prefetch(content.chunks.map(\.id))
                 return content
             } catch {
                 log("opening a file of snapshot '\(lower.key)': \(error)")

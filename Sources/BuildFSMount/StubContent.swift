@@ -1,4 +1,5 @@
 import BuildFSCore
+import Synchronization
 
 /// The bytes of a file the snapshot still owns (a stub), as the chunks that
 /// hold them: found once per inode, then every read is a binary search.
@@ -6,6 +7,9 @@ final class StubContent: Sendable {
     let chunks: [ChunkRef]
     /// offsets[i] is where chunk i starts.
     let offsets: [UInt64]
+    /// The rest of the file was asked for (a remote store fetches it in a
+    /// few requests behind the first read's own block).
+    private let restRequested = Atomic<Bool>(false)
 
     init(chunks: [ChunkRef]) {
         self.chunks = chunks
@@ -33,6 +37,9 @@ final class StubContent: Sendable {
         var position = offset
         while out.count < size, index < chunks.count {
             let bytes = try lower.chunk(chunks[index])
+            if !restRequested.exchange(true, ordering: .relaxed) {
+                lower.store.prefetch(chunks[(index + 1)...].map(\.id) + chunks[..<index].map(\.id))
+            }
             let start = Int(position - offsets[index])
             let take = min(size - out.count, bytes.count - start)
             out.append(contentsOf: bytes[start..<start + take])

@@ -1,6 +1,7 @@
 import BuildFSCore
 import Foundation
 import Glibc
+import Synchronization
 
 /// A store on an HTTP cache server that speaks Bazel's remote-cache
 /// protocol (nginx with WebDAV, bazel-remote, ...):
@@ -203,7 +204,11 @@ public final class HTTPStore: Store {
         try SnapshotKey.validate(ref.key)
         var ref = ref
         ref.packMap = try writeMap(of: ref).hex
-        for prefix in PrefixIndex.prefixes(of: ref.key) { try record(ref, under: prefix) }
+        // The entries are independent: updated side by side.
+        let prefixes = PrefixIndex.prefixes(of: ref.key)
+        let updates = TransferQueue(threads: prefixes.count)
+        for prefix in prefixes { try updates.submit { [self, ref] in try record(ref, under: prefix) } }
+        try updates.finish()
         try transport.store(endpoint.url(.ac, PrefixIndex.refID(for: ref.key)), try ref.encoded())
     }
 
@@ -280,9 +285,20 @@ public final class HTTPStore: Store {
         return []
     }
 
-    /// The newest refs the server's index holds (up to PrefixIndex.capacity).
+    /// The newest refs the server's index holds (up to PrefixIndex.capacity),
+    /// read side by side.
     public func listRefs() throws -> RefListing {
-        RefListing(refs: try indexed("").compactMap { try readRef(key: $0.key) }, damaged: [])
+        let keys = try indexed("").map(\.key)
+        let refs = Mutex<[SnapshotRef?]>(Array(repeating: nil, count: keys.count))
+        let reads = TransferQueue(threads: options.parallelTransfers)
+        for (n, key) in keys.enumerated() {
+            try reads.submit { [self] in
+                let ref = try readRef(key: key)
+                refs.withLock { $0[n] = ref }
+            }
+        }
+        try reads.finish()
+        return RefListing(refs: refs.withLock { $0.compactMap { $0 } }, damaged: [])
     }
 
     /// Index lines of keys starting with `prefix`, newest first.

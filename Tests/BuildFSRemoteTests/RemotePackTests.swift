@@ -22,15 +22,19 @@ import TestSupport
                       environment: environment)
     }
 
+    func randomTree(_ seed: UInt64, budget: Int, at path: String) {
+        var tree = RandomTree(seed: seed)
+        tree.totalBudget = budget
+        tree.generate(at: path)
+    }
+
     func fileCount(_ path: String) throws -> Int {
         Int(try Shell.bash("find '\(path)' -type f | wc -l").stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
     }
 
     @Test func restoreAndLazyReadsThroughARealRoundTripMakeFewRequests() throws {
         let source = dir.sub("source")
-        var tree = RandomTree(seed: 61)
-        tree.totalBudget = 6 << 20
-        tree.generate(at: source)
+        randomTree(61, budget: 6 << 20, at: source)
         try CProject.write(to: source + "/project")
         #expect(try Shell.bash("mkdir '\(source)/small' && for i in $(seq 300); do echo $i > '\(source)/small/'$i; done").status == 0)
         let files = try fileCount(source)
@@ -64,9 +68,7 @@ import TestSupport
     @Test func aServerWithoutRangeSupportSendsWholePacksAndAllIsKept() throws {
         let server = try NginxServer(servesRanges: false)
         let source = dir.sub("source")
-        var tree = RandomTree(seed: 63)
-        tree.totalBudget = 4 << 20
-        tree.generate(at: source)
+        randomTree(63, budget: 4 << 20, at: source)
         #expect(try buildfs(["import", source, "--key", "whole"], cache: "saver", url: server.url).status == 0)
         let packs = server.objectFiles().count - 1 // and the pack map
         let restored = dir.sub("restored")
@@ -86,9 +88,7 @@ import TestSupport
 
     @Test func aDamagedCacheCostsAFetchNotAFailure() throws {
         let source = dir.sub("source")
-        var tree = RandomTree(seed: 64)
-        tree.totalBudget = 4 << 20
-        tree.generate(at: source)
+        randomTree(64, budget: 4 << 20, at: source)
         #expect(try buildfs(["import", source, "--key", "k"], cache: "saver").status == 0)
         #expect(try buildfs(["export", dir.sub("first"), "--from", "k"], cache: "runner").status == 0)
         // One byte of every pack the runner's cache keeps goes bad.
@@ -170,9 +170,7 @@ import TestSupport
 
     @Test func aSnapshotInTheOldFormatIsRefusedAndSavingAgainReplacesIt() throws {
         let source = dir.sub("source")
-        var tree = RandomTree(seed: 62)
-        tree.totalBudget = 1 << 20
-        tree.generate(at: source)
+        randomTree(62, budget: 1 << 20, at: source)
         #expect(try buildfs(["import", source, "--key", "old"], cache: "a").status == 0)
         // What buildfs 0.1 wrote: a ref without a pack map.
         let refs = try Shell.bash("grep -l '\"root\"' '\(server.dataDirectory)'/ac/* | xargs grep -L '\"refs\"'").stdout

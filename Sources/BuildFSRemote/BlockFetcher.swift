@@ -46,6 +46,7 @@ final class BlockFetcher: @unchecked Sendable {
     private var idle = 0
     private var inFlight = 0
     private var inFlightInBackground = 0
+    private var inFlightNow = 0
     /// A mount's prefetch leaves most connections to the reads that wait.
     private var backgroundLimit: Int { max(1, maxThreads / 4) }
     /// Blocks were cached since the last flush of the cache.
@@ -144,11 +145,13 @@ final class BlockFetcher: @unchecked Sendable {
             }
             inFlight += 1
             if run.urgency == .background { inFlightInBackground += 1 }
+            if run.urgency == .now { inFlightNow += 1 }
             condition.unlock()
             let outcome = Result { try fetchRun(run) }
             condition.lock()
             inFlight -= 1
             if run.urgency == .background { inFlightInBackground -= 1 }
+            if run.urgency == .now { inFlightNow -= 1 }
             switch outcome {
             case let .success((cached, whole)):
                 serverSendsRanges = !whole
@@ -174,7 +177,8 @@ final class BlockFetcher: @unchecked Sendable {
     private func takeRun() -> Run? {
         if serverSendsRanges == nil && inFlight > 0 { return nil }
         for urgency in Urgency.allCases {
-            if urgency == .background && inFlightInBackground >= backgroundLimit { return nil }
+            // The prefetch waits while a read waits: its bandwidth is theirs.
+            if urgency == .background && (inFlightInBackground >= backgroundLimit || inFlightNow > 0) { return nil }
             let q = urgency.rawValue
             while heads[q] < queues[q].count {
                 let first = queues[q][heads[q]]

@@ -105,6 +105,28 @@ import TestSupport
         #expect(server.count("GET", "cas") > gets, "the damaged blocks were fetched again")
     }
 
+    @Test func aSaveKilledBetweenItsPacksAndItsRefLeavesNoSnapshotAndTheNextSaveWorks() throws {
+        // 4 requests a second and several packs: killed after the first.
+        let server = try NginxServer(requestsPerSecond: 4)
+        let source = dir.sub("source")
+        randomTree(65, budget: 48 << 20, at: source)
+        let saving = try Child([Shell.buildfs, "import", source, "--key", "killed", "--store", server.url,
+                                "--cache-dir", dir.sub("cache")])
+        #expect(waitUntil(seconds: 60) { server.count("PUT", "cas") >= 1 || !saving.isRunning })
+        kill(saving.pid, SIGKILL)
+        #expect(saving.wait() != 0, "the save finished before it was killed")
+        #expect(server.count("PUT", "ac") == 0, "no index entry or ref before the packs are all sent")
+        expectOneLineError(try buildfs(["export", dir.sub("none"), "--from", "killed"], cache: "other", url: server.url),
+                           containing: "no snapshot matches")
+
+        // Again, with the cache the killed save left behind.
+        let again = try buildfs(["import", source, "--key", "killed"], cache: "cache", url: server.url)
+        #expect(again.status == 0, "\(again.stderr)")
+        let out = dir.sub("out")
+        #expect(try buildfs(["export", out, "--from", "killed"], cache: "fresh", url: server.url).status == 0)
+        #expect(TreeListing(of: out).differences(from: TreeListing(of: source)).isEmpty)
+    }
+
     @Test func aMountPrefetchesWhatTheLastJobReadFirst() throws {
         // One file per import, so that each file's chunks have a pack of
         // their own (an import of many files interleaves them in blocks).

@@ -85,11 +85,7 @@ public final class HTTPStore: Store {
     public func isLocal(_ id: ObjectID) -> Bool { cache.contains(id) }
 
     public func prefetch(_ ids: [ObjectID]) {
-        var seen = Set<RemoteCatalog.Block>()
-        let blocks = ids.compactMap { id -> RemoteCatalog.Block? in
-            guard let (block, _) = catalog.location(id), seen.insert(block).inserted, !cache.contains(id) else { return nil }
-            return block
-        }
+        let blocks = missingBlocks(holding: ids)
         guard !blocks.isEmpty else { return }
         try? fetcher.fetch(blocks, urgency: .soon, wait: false)
     }
@@ -101,37 +97,32 @@ public final class HTTPStore: Store {
         guard fetch != .onDemand else { return }
         // The metadata first, in one or a few requests: then every lookup
         // and listing is local.
-        try fetcher.fetch(missingBlocks(of: map, treesOnly: true), urgency: .now, wait: true)
+        try fetcher.fetch(missingBlocks(holding: map.entries.filter(\.isTree).map(\.id)), urgency: .now, wait: true)
+        // Then the rest in pack order, which is the order an import wrote
+        // and an export writes; a read waiting for a block moves it ahead.
+        let everything = map.entries.map(\.id)
         switch fetch {
         case .onDemand:
             return
         case .everything:
-            // In pack order, which is the order an import wrote and an
-            // export writes; a read waiting for a block moves it ahead.
-            try fetcher.fetch(missingBlocks(of: map), urgency: .soon, wait: false)
+            try fetcher.fetch(missingBlocks(holding: everything), urgency: .soon, wait: false)
         case .inBackground:
-            // The trace is an object too: fetched off the caller's path.
+            // The trace is an object too: read off the caller's path. A
+            // trace that cannot be read only loses the order.
             let thread = Thread { [self] in
                 let trace = ref.readTraceID.flatMap { id in (try? get(id)).flatMap { try? ReadTrace.decode($0, id: id) } } ?? []
-                var seen = Set<RemoteCatalog.Block>()
-                let traced = trace.compactMap { id -> RemoteCatalog.Block? in
-                    guard let (block, _) = catalog.location(id), seen.insert(block).inserted else { return nil }
-                    return block
-                }
-                let rest = missingBlocks(of: map).filter { !seen.contains($0) }
-                try? fetcher.fetch(traced + rest, urgency: .background, wait: false)
+                try? fetcher.fetch(missingBlocks(holding: trace + everything), urgency: .background, wait: false)
             }
             thread.start()
         }
     }
 
-    /// The blocks of `map` that hold objects (trees) the cache lacks.
-    private func missingBlocks(of map: PackMap, treesOnly: Bool = false) -> [RemoteCatalog.Block] {
+    /// The blocks holding `ids` whose objects the cache lacks, each once,
+    /// in the order of the first id each holds.
+    private func missingBlocks(holding ids: [ObjectID]) -> [RemoteCatalog.Block] {
         var seen = Set<RemoteCatalog.Block>()
-        return map.entries.compactMap { entry in
-            guard entry.isTree || !treesOnly else { return nil }
-            let block = RemoteCatalog.Block(pack: map.packs[entry.pack].digest, offset: entry.slot.blockOffset)
-            guard !seen.contains(block), !cache.contains(entry.id) else { return nil }
+        return ids.compactMap { id in
+            guard let (block, _) = catalog.location(id), !seen.contains(block), !cache.contains(id) else { return nil }
             seen.insert(block)
             return block
         }
@@ -283,6 +274,15 @@ public final class HTTPStore: Store {
             if let ref = try readRef(key: line.key) { return [ref] }
         }
         return []
+    }
+
+    /// The newest index line from `source` whose ref exists: one ref read,
+    /// not one per snapshot the server holds.
+    public func newestRef(from source: SourceDirectory) throws -> SnapshotRef? {
+        for line in try indexed("") where line.source == source {
+            if let ref = try readRef(key: line.key), ref.source == source { return ref }
+        }
+        return nil
     }
 
     /// The newest refs the server's index holds (up to PrefixIndex.capacity),

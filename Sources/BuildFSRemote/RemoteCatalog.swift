@@ -30,8 +30,6 @@ final class RemoteCatalog: Sendable {
 
     func contains(_ id: ObjectID) -> Bool { state.withLock { $0.locations[id] != nil } }
 
-    func hasLoaded(map id: ObjectID) -> Bool { state.withLock { $0.loadedMaps.contains(id) } }
-
     /// The block holding `id`, and the object's slot in it.
     func location(_ id: ObjectID) -> (block: Block, slot: PackSlot)? {
         state.withLock { state in
@@ -47,15 +45,6 @@ final class RemoteCatalog: Sendable {
     }
 
     func packSize(_ digest: ObjectID) -> UInt64? { state.withLock { $0.packSizes[digest] } }
-
-    /// Every block of `map`, in pack order.
-    func blocks(of map: PackMap) -> [Block] {
-        var seen = Set<Block>()
-        return map.entries.compactMap { entry in
-            let block = Block(pack: map.packs[entry.pack].digest, offset: entry.slot.blockOffset)
-            return seen.insert(block).inserted ? block : nil
-        }
-    }
 
     func add(_ map: PackMap, id: ObjectID) {
         state.withLock { state in

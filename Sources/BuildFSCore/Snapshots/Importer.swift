@@ -96,7 +96,7 @@ public final class Importer: Sendable {
         if let candidates {
             parent = try SnapshotLookup.find(candidates, in: store)
         } else {
-            parent = try store.listRefs().refs.filter { $0.source == source }.max { $0.created < $1.created }
+            parent = try store.newestRef(from: source)
         }
         guard let parent else { return nil }
         do {

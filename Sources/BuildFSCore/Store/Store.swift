@@ -26,6 +26,9 @@ public protocol Store: Sendable {
     /// Refs whose key starts with `prefix` (byte-wise); at least the newest
     /// of them, which is what a `--from PREFIX` lookup takes.
     func refs(withPrefix prefix: String) throws -> [SnapshotRef]
+    /// The newest snapshot imported from `source`: an import's parent when
+    /// none is named.
+    func newestRef(from source: SourceDirectory) throws -> SnapshotRef?
 
     /// Prepares to read the objects of `ref`'s snapshot. A remote store
     /// loads where they lie on the server (the snapshot's pack map) and then
@@ -100,6 +103,10 @@ extension Store {
 
     public func refs(withPrefix prefix: String) throws -> [SnapshotRef] {
         try listRefs().refs.filter { $0.key.utf8.starts(with: prefix.utf8) }
+    }
+
+    public func newestRef(from source: SourceDirectory) throws -> SnapshotRef? {
+        try listRefs().refs.filter { $0.source == source }.max { $0.created < $1.created }
     }
 
     public func openSnapshot(_ ref: SnapshotRef, fetch: SnapshotFetch) throws {}

@@ -98,7 +98,7 @@ struct StatsCommand: BuildFSCommand {
             row("  bytes served from the store", ByteCount.human(number("bytesServedFromStore")))
             row("  chunk cache hits / misses", "\(hits) / \(misses)"
                 + (hits + misses > 0 ? String(format: "  (%.1f%% hits)", Double(hits) * 100 / Double(hits + misses)) : ""))
-            if remote != nil { row("  chunk reads that waited on the server", "\(number("chunksFetchedOnRead"))") }
+            if remote != nil { row("  chunk reads over the network", "\(number("chunksFetchedOnRead"))") }
             row("  files copied up", "\(number("filesCopiedUp"))")
             row("  directories laid out", "\(number("directoriesExpanded"))")
             row("  bytes committed", ByteCount.human(number("bytesCommitted")))

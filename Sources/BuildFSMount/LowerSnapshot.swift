@@ -52,8 +52,10 @@ public final class LowerSnapshot: Sendable {
     }
 
     func tree(_ id: ObjectID) throws -> Tree {
-        trace.record(id)
         if let cached = trees.get(id) { return cached }
+        // Only misses are traced: nothing else fills this cache, so an
+        // object's first read is always one (and a hit costs no lock).
+        trace.record(id)
         let tree = try store.getTree(id)
         trees.insert(id, tree, cost: tree.entries.count * 128 + 64)
         return tree
@@ -61,12 +63,12 @@ public final class LowerSnapshot: Sendable {
 
     /// A chunk's verified bytes, from the cache or the store.
     func chunk(_ ref: ChunkRef) throws -> [UInt8] {
-        trace.record(ref.id)
         if let cached = chunks.get(ref.id) {
             counters.chunkHits.add(1, ordering: .relaxed)
             return cached
         }
         counters.chunkMisses.add(1, ordering: .relaxed)
+        trace.record(ref.id) // a first read is always a miss, as for trees
         if !store.isLocal(ref.id) { counters.chunksFetchedOnRead.add(1, ordering: .relaxed) }
         let bytes = try store.get(ref.id, maxLength: Int(ref.length))
         guard bytes.count == Int(ref.length) else {

@@ -37,7 +37,8 @@ final class StubContent: Sendable {
         var position = offset
         while out.count < size, index < chunks.count {
             let bytes = try lower.chunk(chunks[index])
-            if !restRequested.exchange(true, ordering: .relaxed) {
+            // A load first: every read passes here, the exchange happens once.
+            if !restRequested.load(ordering: .relaxed) && !restRequested.exchange(true, ordering: .relaxed) {
                 lower.store.prefetch(chunks[(index + 1)...].map(\.id) + chunks[..<index].map(\.id))
             }
             let start = Int(position - offsets[index])

@@ -131,7 +131,7 @@ public final class LocalStore: Store {
         }
     }
 
-    func packFilesClosed() { packFiles.withLock { $0.removeAll() } }
+    func closePackFiles() { packFiles.withLock { $0.removeAll() } }
 
     private func read(_ id: ObjectID, maxLength: Int) throws -> [UInt8] {
         guard let location = catalog.lookup(id) else { throw BuildFSError.missingObject(id: id.hex) }

@@ -69,7 +69,7 @@ extension LocalStore {
     /// Forgets every pack and loads the indexes again (after packs were removed).
     public func reloadPacks() throws {
         try catalog.reload()
-        packFilesClosed()
+        closePackFiles()
     }
 
     /// Removes a pack: its index first, so no reader is ever sent to a pack

@@ -108,6 +108,10 @@ extension PassthroughFileSystem {
         conn.pointee.want &= ~UInt32(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS)
         // Big writes: 1 MiB per request (libfuse 3.14 allows 256 pages).
         conn.pointee.max_write = 1 << 20
+        // The kernel keeps the smaller of this and the read-ahead the mount
+        // had when INIT was answered (raised before, see KernelReadAhead);
+        // libfuse starts from what the kernel offered at mount time.
+        conn.pointee.max_readahead = UInt32(KernelReadAhead.kilobytes << 10)
         conn.pointee.time_gran = 1
     }
 }

@@ -23,7 +23,15 @@ extension LowerSnapshot {
         // In a setgid directory new entries take its group (and new
         // directories its setgid bit): then owner and mode are always set.
         let inherits = before.st_mode & S_ISGID != 0
-        for entry in tree.entries { try place(entry, from: treeID, in: directory, inheritsGroup: inherits) }
+        var noted: [InodeKey] = []
+        do {
+            for entry in tree.entries {
+                if let key = try place(entry, from: treeID, in: directory, inheritsGroup: inherits) { noted.append(key) }
+            }
+        } catch {
+            forgetLaidOut(noted)
+            throw error
+        }
         var times = [before.st_atim, before.st_mtim]
         try check(utimensat(directory, "", &times, BUILDFS_AT_EMPTY_PATH))
         try Xattr.remove("/proc/self/fd/\(directory)", LowerSnapshot.treeAttribute)
@@ -56,11 +64,13 @@ extension LowerSnapshot {
 
     /// Creates one entry with its metadata. Few calls per file: the mode is
     /// given at creation (the daemon's umask is 0), owner and mode are
-    /// changed only when they differ from the daemon's defaults.
-    private func place(_ entry: TreeEntry, from treeID: ObjectID, in directory: Int32, inheritsGroup: Bool) throws {
+    /// changed only when they differ from the daemon's defaults. Returns the
+    /// key of a stub it noted as laid out (see `laidOut`).
+    private func place(_ entry: TreeEntry, from treeID: ObjectID, in directory: Int32,
+                       inheritsGroup: Bool) throws -> InodeKey? {
         var times = [timespec(tv_sec: Int(entry.mtime.seconds), tv_nsec: Int(entry.mtime.nanoseconds)),
                      timespec(tv_sec: Int(entry.mtime.seconds), tv_nsec: Int(entry.mtime.nanoseconds))]
-        try withCString(entry.name) { name in
+        return try withCString(entry.name) { name -> InodeKey? in
             switch entry.content {
             case let .directory(subtree):
                 try check(mkdirat(directory, name, 0o700))
@@ -69,23 +79,27 @@ extension LowerSnapshot {
                 try Xattr.set(fd, LowerSnapshot.treeAttribute, [1] + subtree.bytes)
                 try setOwnerMode(fd, entry, createdWith: 0o700, always: inheritsGroup)
                 try check(futimens(fd, &times))
+                return nil
             case let .symlink(target):
                 _ = try withCString(target) { try check(symlinkat($0, directory, name)) }
                 if entry.uid != 0 || entry.gid != 0 || inheritsGroup {
                     _ = fchownat(directory, name, entry.uid, entry.gid, AT_SYMLINK_NOFOLLOW)
                 }
                 try check(utimensat(directory, name, &times, AT_SYMLINK_NOFOLLOW))
+                return nil
             case let .file(size, _, group):
-                if group != 0, try linkFromIndex(group, into: directory, name: name) { return }
+                if group != 0, try linkFromIndex(group, into: directory, name: name) { return nil }
                 let mode = mode_t(entry.mode)
                 let fd = try check(openat(directory, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode))
                 defer { close(fd) }
                 if size > 0 { try check(ftruncate(fd, off_t(size))) }
-                try Xattr.set(fd, LowerSnapshot.stubAttribute, StubReference(tree: treeID, name: entry.name).encode())
+                let stub = StubReference(tree: treeID, name: entry.name)
+                try Xattr.set(fd, LowerSnapshot.stubAttribute, stub.encode())
                 if group != 0 { try Xattr.set(fd, LowerSnapshot.indexedAttribute, [1]) }
                 try setOwnerMode(fd, entry, createdWith: mode, always: inheritsGroup)
                 try check(futimens(fd, &times))
                 if group != 0 { try addToIndex(group, directory: directory, name: name) }
+                return noteLaidOut(fd, stub: stub, indexed: group != 0)
             }
         }
     }

@@ -42,6 +42,19 @@ public final class LowerSnapshot: Sendable {
     let linkIndexLock = Mutex<Void>(())
     /// What this mount read of the snapshot, for the next commit.
     let trace: ReadTraceRecorder
+    /// Stubs laid out and not looked up yet, with what their xattrs say,
+    /// so that the lookup that soon follows need not read the two xattrs
+    /// back through /proc (a sixth of a fresh mount's first read of every
+    /// file). Nothing else changes a stub before its first lookup: every
+    /// change comes through an inode, whose lower state is loaded first.
+    /// Bounded: past `maxLaidOut` entries lookups read the xattrs.
+    private let laidOut = Mutex<[InodeKey: LaidOutStub]>([:])
+    static let maxLaidOut = 16384
+
+    struct LaidOutStub {
+        var stub: StubReference
+        var indexed: Bool
+    }
 
     init(store: any Store, root: ObjectID, key: String, linksFD: Int32, trace: ReadTraceRecorder) {
         self.store = store
@@ -76,6 +89,30 @@ public final class LowerSnapshot: Sendable {
         }
         chunks.insert(ref.id, bytes, cost: bytes.count)
         return bytes
+    }
+
+    /// Notes the stub just created as `fd` (see `laidOut`); returns its key.
+    func noteLaidOut(_ fd: Int32, stub: StubReference, indexed: Bool) -> InodeKey? {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return nil }
+        let key = InodeKey(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
+        return laidOut.withLock { laidOut in
+            guard laidOut.count < LowerSnapshot.maxLaidOut else { return nil }
+            laidOut[key] = LaidOutStub(stub: stub, indexed: indexed)
+            return key
+        }
+    }
+
+    /// Forgets notes of stubs an expansion that failed midway made: the
+    /// next one deletes them, and their inode numbers may come back as
+    /// other files.
+    func forgetLaidOut(_ keys: [InodeKey]) {
+        laidOut.withLock { laidOut in for key in keys { laidOut[key] = nil } }
+    }
+
+    /// What the expansion noted of the file `key`, once.
+    func takeLaidOut(_ key: InodeKey) -> LaidOutStub? {
+        laidOut.withLock { $0.removeValue(forKey: key) }
     }
 
     /// The chunk list of the file a stub stands for.

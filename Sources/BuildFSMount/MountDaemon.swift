@@ -35,6 +35,7 @@ public enum MountDaemon {
             throw BuildFSError.usage("cannot install signal handlers")
         }
         defer { fuse_remove_signal_handlers(session) }
+        let resolvedMountpoint = MountPreflight.resolvedPath(mountpoint)
         guard fuse_session_mount(session, mountpoint) == 0 else {
             if geteuid() != 0 && options.contains("allow_other") {
                 throw BuildFSError.usage("cannot mount \(mountpoint) with allow_other as a user: add user_allow_other "
@@ -43,6 +44,8 @@ public enum MountDaemon {
             throw BuildFSError.usage("cannot mount \(mountpoint): not permitted; buildfs mount needs root or "
                                      + "CAP_SYS_ADMIN (\(MountPreflight.containerHint))")
         }
+        // Only over a snapshot: measured, plain mounts read as fast either way.
+        if lower != nil, let problem = KernelReadAhead.raise(mountpoint: resolvedMountpoint) { fileSystem.log(problem) }
         ready()
         if let lower { publishCounters(lower, mountpoint: mountpoint) }
         // Ten idle threads: enough for make -j and parallel reads on two cores.

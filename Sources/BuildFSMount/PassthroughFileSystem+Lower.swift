@@ -19,6 +19,9 @@ extension PassthroughFileSystem {
         var fresh = LowerState()
         if inode.isDirectory {
             fresh.pendingTree = Xattr.get(inode.procPath, LowerSnapshot.treeAttribute).flatMap(UpperLayout.decodeTreeID)
+        } else if inode.isRegularFile, let laidOut = lower?.takeLaidOut(inode.key) {
+            fresh.stub = laidOut.stub
+            fresh.indexed = laidOut.indexed
         } else if inode.isRegularFile {
             fresh.stub = Xattr.get(inode.procPath, LowerSnapshot.stubAttribute).flatMap(StubReference.decode)
             fresh.indexed = Xattr.get(inode.procPath, LowerSnapshot.indexedAttribute) != nil

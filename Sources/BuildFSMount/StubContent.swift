@@ -23,10 +23,17 @@ final class StubContent: Sendable {
         self.offsets = offsets
     }
 
-    /// Up to `size` bytes at `offset`, from the chunks covering them.
-    func read(_ lower: LowerSnapshot, size: Int, offset: UInt64) throws -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(size)
+    /// Part of a chunk a read returns.
+    struct Piece {
+        var chunk: [UInt8]
+        var range: Range<Int>
+    }
+
+    /// Up to `size` bytes at `offset`, as the pieces of the chunks covering
+    /// them (replied as they are: no copy into one buffer).
+    func read(_ lower: LowerSnapshot, size: Int, offset: UInt64) throws -> [Piece] {
+        var pieces: [Piece] = []
+        var served = 0
         // The first chunk ending after offset.
         var low = 0, high = chunks.count
         while low < high {
@@ -35,19 +42,20 @@ final class StubContent: Sendable {
         }
         var index = low
         var position = offset
-        while out.count < size, index < chunks.count {
+        while served < size, index < chunks.count {
             let bytes = try lower.chunk(chunks[index])
             // A load first: every read passes here, the exchange happens once.
             if !restRequested.load(ordering: .relaxed) && !restRequested.exchange(true, ordering: .relaxed) {
                 lower.store.prefetch(chunks[(index + 1)...].map(\.id) + chunks[..<index].map(\.id))
             }
             let start = Int(position - offsets[index])
-            let take = min(size - out.count, bytes.count - start)
-            out.append(contentsOf: bytes[start..<start + take])
+            let take = min(size - served, bytes.count - start)
+            pieces.append(Piece(chunk: bytes, range: start..<start + take))
+            served += take
             position += UInt64(take)
             index += 1
         }
-        lower.counters.bytesServed.add(UInt64(out.count), ordering: .relaxed)
-        return out
+        lower.counters.bytesServed.add(UInt64(served), ordering: .relaxed)
+        return pieces
     }
 }

@@ -250,6 +250,49 @@ import TestSupport
         #expect(FileManager.default.fileExists(atPath: mountpoint + "/on-tmpfs"))
     }
 
+    /// Over a snapshot the kernel reads ahead in 1 MiB READs (the mount
+    /// raises its read-ahead): a file of many chunks read whole and at odd
+    /// offsets, and an upper file read back in READs too large to splice
+    /// after its pages were dropped, give exactly the bytes written.
+    @Test func largeReadsOverASnapshotAreExact() throws {
+        mkdir(dir.sub("source"), 0o755)
+        var random = SeededRandom(seed: 23)
+        let big = random.bytes(9_000_000) // ~140 chunks in several blocks
+        writeFile(dir.sub("source/big.bin"), big)
+        #expect(try buildfs("import", dir.sub("source"), "--key", "base").status == 0)
+        try mounted(upper: dir.sub("upper"), from: ["base"]) {
+            let device = try Shell.run(["mountpoint", "-d", mountpoint]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            let readAhead = try String(contentsOfFile: "/sys/class/bdi/\(device)/read_ahead_kb", encoding: .utf8)
+            #expect(readAhead.trimmingCharacters(in: .whitespacesAndNewlines) == "1024", "read_ahead_kb of \(device)")
+
+            #expect(FileManager.default.contents(atPath: mountpoint + "/big.bin").map { [UInt8]($0) } == big)
+            let fd = open(mountpoint + "/big.bin", O_RDONLY)
+            try #require(fd >= 0)
+            defer { close(fd) }
+            posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)
+            for (offset, count) in [(777_777, 1_500_000), (8_999_000, 5_000), (65_535, 3)] {
+                var buffer = [UInt8](repeating: 0, count: count)
+                let n = pread(fd, &buffer, count, off_t(offset))
+                #expect(n == min(count, big.count - offset) && buffer[..<n] == big[offset..<offset + n], "at \(offset)")
+            }
+
+            let written = random.bytes(5_000_000)
+            writeFile(mountpoint + "/new.bin", written)
+            let again = open(mountpoint + "/new.bin", O_RDONLY)
+            try #require(again >= 0)
+            defer { close(again) }
+            posix_fadvise(again, 0, 0, POSIX_FADV_DONTNEED)
+            var back = [UInt8](repeating: 0, count: written.count)
+            var done = 0
+            while done < back.count {
+                let n = back.withUnsafeMutableBytes { pread(again, $0.baseAddress! + done, $0.count - done, off_t(done)) }
+                guard n > 0 else { break }
+                done += n
+            }
+            #expect(done == written.count && back == written)
+        }
+    }
+
     var escapedMountpoint: String {
         var out = ""
         for byte in mountpoint.utf8 {

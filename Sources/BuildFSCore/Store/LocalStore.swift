@@ -32,6 +32,7 @@ public final class LocalStore: Store {
     let catalog: PackCatalog
     private let decompressors = ContextPool { ZstdDecompressor() }
     private let blockCache = BlockCache(capacity: 64)
+    private let blocksDecoding = SingleFlight<BlockCache.Key, [UInt8]>()
     private let packFiles = Mutex<[String: FileDescriptor]>([:])
 
     /// Opens the store at `path`, creating it if it does not exist (or is an
@@ -142,13 +143,26 @@ public final class LocalStore: Store {
         return try slot.object(in: try readBlock(location, for: id), id: id)
     }
 
+    /// A block is decoded by one thread at a time: the kernel sends a
+    /// file's next READs while the first is served, and neighbouring chunks
+    /// of a file share a block.
     private func readBlock(_ location: PackCatalog.Location, for id: ObjectID) throws -> [UInt8] {
         let key = BlockCache.Key(pack: location.pack, offset: location.slot.blockOffset)
         if let cached = blockCache.get(key) { return cached }
+        return try blocksDecoding.run(key) { try decodeBlock(location, key: key, for: id) }
+    }
+
+    private func decodeBlock(_ location: PackCatalog.Location, key: BlockCache.Key, for id: ObjectID) throws -> [UInt8] {
+        if let cached = blockCache.get(key) { return cached }
         let file = try packFile(location.pack, for: id)
-        var stored = [UInt8](repeating: 0, count: Int(location.slot.blockLength))
-        let n = try stored.withUnsafeMutableBytes { try file.readFully(into: $0, at: location.slot.blockOffset) }
-        guard n == stored.count else { throw BuildFSError.corruptObject(id: id.hex, reason: "pack \(location.pack) is truncated") }
+        var n = 0
+        let stored = try [UInt8](unsafeUninitializedCapacity: Int(location.slot.blockLength)) { buffer, count in
+            n = try file.readFully(into: UnsafeMutableRawBufferPointer(buffer), at: location.slot.blockOffset)
+            count = n
+        }
+        guard n == Int(location.slot.blockLength) else {
+            throw BuildFSError.corruptObject(id: id.hex, reason: "pack \(location.pack) is truncated")
+        }
         let block = try decompressors.with { decompressor in
             try stored.withUnsafeBytes { try BlockCodec.decode($0, objectID: id, decompressor: decompressor) }
         }

@@ -17,7 +17,8 @@ public struct PackSlot: Hashable, Sendable {
     public func object(in block: [UInt8], id: ObjectID) throws -> [UInt8] {
         let end = Int(offsetInBlock) + Int(length)
         guard end <= block.count else { throw BuildFSError.corruptObject(id: id.hex, reason: "slot outside its block") }
-        let content = Array(block[Int(offsetInBlock)..<end])
+        // An object alone in its block is the block: no copy.
+        let content = offsetInBlock == 0 && end == block.count ? block : Array(block[Int(offsetInBlock)..<end])
         guard ObjectID.hashing(content) == id else {
             throw BuildFSError.corruptObject(id: id.hex, reason: "content does not hash to its id")
         }

@@ -4,8 +4,8 @@ import Synchronization
 /// Runs one computation per key at a time: callers that ask for a key
 /// already being computed wait for that result instead of starting their
 /// own. A mount's threads reading neighbouring ranges of one file thus
-/// fetch its chunk from the server once, not once per thread.
-final class SingleFlight<Key: Hashable & Sendable, Value: Sendable>: Sendable {
+/// fetch its chunk from the server, or decode it, once, not once per thread.
+public final class SingleFlight<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     private final class Flight: @unchecked Sendable {
         let done = DispatchGroup()
         /// Written once by the leader before `done` is left.
@@ -14,7 +14,9 @@ final class SingleFlight<Key: Hashable & Sendable, Value: Sendable>: Sendable {
 
     private let flights = Mutex<[Key: Flight]>([:])
 
-    func run(_ key: Key, _ body: () throws -> Value) throws -> Value {
+    public init() {}
+
+    public func run(_ key: Key, _ body: () throws -> Value) throws -> Value {
         let (flight, leads) = flights.withLock { flights -> (Flight, Bool) in
             if let running = flights[key] { return (running, false) }
             let flight = Flight()

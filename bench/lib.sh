@@ -112,6 +112,14 @@ bench_machine_lines() {
     echo "- disk: \`$(df -hT "$dir" | awk 'NR == 2 { print $1, $2, $3 " total,", $5 " free, mounted on", $7 }')\` ($(findmnt -no OPTIONS --target "$dir" 2>/dev/null || echo 'options unknown'))"
 }
 
+# bench_binary_line BIN: how the report names the binary under test: its
+# path, whether it is statically linked, when it was built, its sha256.
+bench_binary_line() {
+    local linking="dynamically linked"
+    if file -b "$1" 2>/dev/null | grep -q 'static'; then linking="statically linked"; fi
+    echo "binary \`$1\` ($linking) of $(date -u -r "$1" '+%Y-%m-%d %H:%M UTC'), sha256 $(sha256sum "$1" | cut -c1-12)"
+}
+
 # bench_fuse_start FS UPPER MOUNTPOINT [BUILDFS_BINARY]: mounts UPPER at
 # MOUNTPOINT with FS (buildfs, bindfs or fuse-overlayfs, each with its
 # defaults), the daemon running in the foreground as a background job, and

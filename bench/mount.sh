@@ -791,7 +791,7 @@ parse_args() {
 # The binary under test is copied at the start, so that a rebuild of
 # .build/release during the run does not mix two versions in one table.
 snapshot_buildfs() {
-    BUILDFS_INFO="binary \`$BUILDFS\` of $(date -u -r "$BUILDFS" '+%Y-%m-%d %H:%M:%S UTC'), sha256 $(sha256sum "$BUILDFS" | cut -c1-12), copied to the work dir for the run"
+    BUILDFS_INFO="$(bench_binary_line "$BUILDFS"), copied to the work dir for the run"
     cp "$BUILDFS" "$INPUTS/buildfs"
     BUILDFS=$INPUTS/buildfs
 }

@@ -75,6 +75,7 @@ WORK_ROOT=$(realpath "$WORK_ROOT")
 TREE=$WORK_ROOT/tree DATA=$WORK_ROOT/data TRASH=$WORK_ROOT/trash MNT=$WORK_ROOT/mnt BIN=$WORK_ROOT/buildfs
 mkdir -p "$DATA" "$TRASH" "$MNT"
 : >"$LOG"
+BINARY_LINE=$(bench_binary_line "$BUILDFS")   # before the copy: names the binary given
 cp "$BUILDFS" "$BIN"
 # What the binary was built from, as far as this checkout says now (others
 # may commit while this runs).
@@ -294,7 +295,7 @@ reqs() { echo "$(medreq "$1" 1) req ($(medreq "$1" 4) conn), $(mb "$(medreq "$1"
     echo "- load: 2 cores shared with other engineers' builds and tests during the run; 1-min load average after each step: $(sort -g "$DATA/load" | head -n 1) to $(sort -g "$DATA/load" | tail -n 1) (median $(bench_median "$DATA/load"))"
     echo "- server: $(nginx -v 2>&1 | sed 's/^nginx version: //') with WebDAV PUT on 127.0.0.1, Bazel's documented config; curl $(curl --version | awk 'NR == 1 { print $2 }'), zstd $(zstd -V | grep -o 'v[0-9.]*' | head -n 1), $(tar --version | head -n 1)"
     echo "- network: bench/latency-proxy.py between every client and nginx, each chunk of bytes held RTT/2 each way, order kept, bandwidth not limited (pipelined); RTT 0 goes through it too. TCP connects are not delayed by it (a real network adds one RTT per new connection)"
-    echo "- buildfs: $("$BIN" --version 2>/dev/null || echo '?'), repo revision $REVISION when the run started, static release binary (scripts/build-release) sha256 $(sha256sum "$BIN" | cut -c1-12)${SOURCES_STATE:+; Sources/ had uncommitted changes of other work when the run started: $SOURCES_STATE}"
+    echo "- buildfs: $("$BIN" --version 2>/dev/null || echo '?'), repo revision $REVISION when the run started, $BINARY_LINE${SOURCES_STATE:+; Sources/ had uncommitted changes of other work when the run started: $SOURCES_STATE}"
     echo "- tree: $(mb "$TREE_BYTES") (du -sb), $TREE_FILES files (make-build-tree.sh); its tar.zst (zstd -3): $(mb "$ARCHIVE_BYTES"); first byte read from its largest file, $LARGEST ($(mb "$LARGEST_BYTES"))"
     echo "- method: $ROUNDS rounds per RTT, buildfs and tar.zst alternating which goes first; medians; \`sync\` before each timed command; scratch trees moved aside, not deleted, while measuring; a buildfs command is stopped after $CAP s (\"> $CAP s\"), and a step whose first round was stopped skips buildfs in its later rounds at that RTT"
     echo "- requests, connections and bytes: from nginx's access log, per step (median over rounds): requests, distinct connections, \$request_length (up: headers and bodies) and \$bytes_sent (down)"

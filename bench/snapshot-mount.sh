@@ -853,7 +853,7 @@ main() {
     # The binary is copied, so that a rebuild during the run cannot mix versions.
     REVISION=$(git -C "$REPO_DIR" rev-parse --short HEAD 2>/dev/null || echo "no commit")
     if ! git -C "$REPO_DIR" diff --quiet HEAD 2>/dev/null; then REVISION="$REVISION + uncommitted changes"; fi
-    BUILDFS_INFO="binary \`$BUILDFS\` of $(date -u -r "$BUILDFS" '+%Y-%m-%d %H:%M UTC'), sha256 $(sha256sum "$BUILDFS" | cut -c1-12)"
+    BUILDFS_INFO=$(bench_binary_line "$BUILDFS")
     cp "$BUILDFS" "$INPUTS/buildfs"
     printf '%s\n' "$RUN_START" "$REVISION" "$BUILDFS_INFO" >"$DATA/run_info"
     BUILDFS=$INPUTS/buildfs

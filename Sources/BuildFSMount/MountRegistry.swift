@@ -51,12 +51,7 @@ public enum MountRegistry {
 
     public static func write(_ record: MountRecord) throws {
         try makeDirectories(directory, mode: 0o700)
-        let data = try JSONEncoder().encode(record)
-        let path = path(for: record.mountpoint)
-        let temp = path + ".\(getpid())"
-        guard FileManager.default.createFile(atPath: temp, contents: data), rename(temp, path) == 0 else {
-            throw BuildFSError.fromErrno("write", path)
-        }
+        try replaceFile(path(for: record.mountpoint), with: Array(try JSONEncoder().encode(record)), durable: false)
     }
 
     public static func read(_ mountpoint: String) -> MountRecord? {

@@ -155,10 +155,7 @@ public final class HTTPStore: Store {
     /// Best effort: a map not kept is fetched again next time.
     private func keepMap(_ id: ObjectID, _ bytes: [UInt8]) {
         try? makeDirectories(mapsDirectory)
-        let temp = mapsDirectory + "/.\(id.hex).\(getpid())"
-        if FileManager.default.createFile(atPath: temp, contents: Data(bytes)) {
-            if rename(temp, mapsDirectory + "/" + id.hex) != 0 { unlink(temp) }
-        }
+        try? replaceFile(mapsDirectory + "/" + id.hex, with: bytes, durable: false)
     }
 
     /// Sends a pack a writer sealed as one CAS blob; returns its size.

@@ -118,6 +118,23 @@ public final class FileDescriptor: @unchecked Sendable {
     }
 }
 
+/// Replaces `path` with `bytes` at once: a reader sees the old file or the
+/// new one, never part of one. The bytes go to a hidden file beside it
+/// (".NAME-UNIQUE": the same directory, so the rename stays on one file
+/// system), which is renamed over it, or removed if anything fails.
+public func replaceFile(_ path: String, with bytes: [UInt8], durable: Bool, mode: mode_t = 0o644) throws {
+    let slash = path.lastIndex(of: "/")
+    let directory = slash.map { String(path[..<$0]) } ?? "."
+    let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
+    let temp = directory + "/." + name + "-" + LocalStore.uniqueName()
+    try LocalStore.writeFile(temp, bytes, durable: durable, mode: mode)
+    guard rename(temp, path) == 0 else {
+        let err = errno
+        unlink(temp)
+        throw BuildFSError.fromErrno("rename", path, err)
+    }
+}
+
 /// Calls `body` with `bytes` as a NUL-terminated C string.
 @inline(__always)
 public func withCString<R>(_ bytes: [UInt8], _ body: (UnsafePointer<CChar>) throws -> R) rethrows -> R {

@@ -115,8 +115,10 @@ bench_machine_lines() {
 # bench_binary_line BIN: how the report names the binary under test: its
 # path, whether it is statically linked, when it was built, its sha256.
 bench_binary_line() {
-    local linking="dynamically linked"
-    if file -b "$1" 2>/dev/null | grep -q 'static'; then linking="statically linked"; fi
+    local linking="linking unknown"
+    if readelf -d "$1" >/dev/null 2>&1; then
+        if readelf -d "$1" | grep -q '(NEEDED)'; then linking="dynamically linked"; else linking="statically linked"; fi
+    fi
     echo "binary \`$1\` ($linking) of $(date -u -r "$1" '+%Y-%m-%d %H:%M UTC'), sha256 $(sha256sum "$1" | cut -c1-12)"
 }
 

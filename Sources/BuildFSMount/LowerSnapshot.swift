@@ -47,9 +47,11 @@ public final class LowerSnapshot: Sendable {
     /// back through /proc (a sixth of a fresh mount's first read of every
     /// file). Nothing else changes a stub before its first lookup: every
     /// change comes through an inode, whose lower state is loaded first.
-    /// Bounded: past `maxLaidOut` entries lookups read the xattrs.
+    /// Bounded: when `maxLaidOut` notes wait (the expansion lays out a
+    /// level ahead of a walk that may never come), they are all dropped and
+    /// noting starts over; a lookup without a note reads the xattrs.
     private let laidOut = Mutex<[InodeKey: LaidOutStub]>([:])
-    static let maxLaidOut = 16384
+    private static let maxLaidOut = 16384
 
     struct LaidOutStub {
         var stub: StubReference
@@ -96,11 +98,11 @@ public final class LowerSnapshot: Sendable {
         var st = stat()
         guard fstat(fd, &st) == 0 else { return nil }
         let key = InodeKey(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
-        return laidOut.withLock { laidOut in
-            guard laidOut.count < LowerSnapshot.maxLaidOut else { return nil }
+        laidOut.withLock { laidOut in
+            if laidOut.count >= LowerSnapshot.maxLaidOut { laidOut.removeAll(keepingCapacity: true) }
             laidOut[key] = LaidOutStub(stub: stub, indexed: indexed)
-            return key
         }
+        return key
     }
 
     /// Forgets notes of stubs an expansion that failed midway made: the

@@ -106,11 +106,17 @@ extension PassthroughFileSystem {
                     _ = buildfs_reply_fd_data(req, fd, offset, size)
                     return
                 }
+                // Until full or the end: a short reply reads as the file's end.
                 var failure: Int32 = 0
                 let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
-                    let n = pread(fd, buffer.baseAddress, size, offset)
-                    if n < 0 { failure = errno }
-                    count = max(n, 0)
+                    count = 0
+                    while count < size {
+                        let n = pread(fd, buffer.baseAddress! + count, size - count, offset + off_t(count))
+                        if n < 0 && errno == EINTR { continue }
+                        if n < 0 { failure = errno }
+                        if n <= 0 { break }
+                        count += n
+                    }
                 }
                 if failure != 0 { throw Errno(code: failure) }
                 fuse_reply_buf(req, bytes, bytes.count)

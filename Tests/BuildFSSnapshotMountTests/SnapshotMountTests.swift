@@ -293,6 +293,23 @@ import TestSupport
         }
     }
 
+    /// A directory of more stubs than the daemon keeps notes of (16384,
+    /// LowerSnapshot.laidOut): the notes are dropped midway through laying
+    /// it out and the rest are looked up from their xattrs; every file
+    /// still reads as it was saved.
+    @Test func moreStubsThanLayoutNotesReadExactly() throws {
+        let count = 17_000
+        let many = dir.sub("source/many")
+        let names = "seq 1 \(count) | sed 's/^/f/'"
+        #expect(try Shell.bash("mkdir -p '\(many)' && cd '\(many)' && seq 1 \(count) | awk '{ f = \"f\" $1; print \"file \" $1 > f; close(f) }'").status == 0)
+        #expect(try buildfs("import", dir.sub("source"), "--key", "base").status == 0)
+        try mounted(upper: dir.sub("upper"), from: ["base"]) {
+            let read = try Shell.bash("cd '\(mountpoint)/many' && \(names) | xargs cat | md5sum")
+            let expected = try Shell.bash("cd '\(many)' && \(names) | xargs cat | md5sum")
+            #expect(read.status == 0 && read.stdout == expected.stdout, "\(read.stderr)")
+        }
+    }
+
     var escapedMountpoint: String {
         var out = ""
         for byte in mountpoint.utf8 {

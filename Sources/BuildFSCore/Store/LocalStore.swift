@@ -153,6 +153,8 @@ public final class LocalStore: Store {
     }
 
     private func decodeBlock(_ location: PackCatalog.Location, key: BlockCache.Key, for id: ObjectID) throws -> [UInt8] {
+        // Again: a flight that ended between readBlock's look and this one
+        // cached the block already.
         if let cached = blockCache.get(key) { return cached }
         let file = try packFile(location.pack, for: id)
         var n = 0

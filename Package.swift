@@ -55,7 +55,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: [
             .product(name: "Crypto", package: "swift-crypto"),
         ], path: "Tests/TestSupport"),
-        .testTarget(name: "BuildFSCoreTests", dependencies: ["BuildFSCore", "TestSupport"]),
+        .testTarget(name: "BuildFSCoreTests", dependencies: ["BuildFSCore", "TestSupport", "CLinuxCalls"]),
         .testTarget(name: "BuildFSCLITests", dependencies: ["buildfs", "BuildFSCore", "TestSupport"]),
         .testTarget(name: "BuildFSSnapshotMountTests", dependencies: ["buildfs", "TestSupport"]),
         .testTarget(name: "BuildFSMountTests", dependencies: ["buildfs", "TestSupport", "CLinuxCalls"]),

@@ -1,12 +1,7 @@
+import BuildFSCore
 import CLinuxCalls
 import Glibc
 import Synchronization
-
-/// Identity of a file in the upper directory.
-struct InodeKey: Hashable {
-    var device: UInt64
-    var inode: UInt64
-}
 
 /// A file the kernel knows about: an O_PATH descriptor on it, so that every
 /// operation works on the file itself rather than on a path (no path length
@@ -17,7 +12,7 @@ struct InodeKey: Hashable {
 /// One exists per file the kernel holds (200k in a big tree), so it is kept
 /// to 72 bytes (an 80-byte malloc chunk): no lock of its own (the descriptor
 /// is an atomic, the lookup count is the table's), the handle inline, the
-/// lower state boxed, fields ordered so that none needs padding.
+/// layer state boxed, fields ordered so that none needs padding.
 final class Inode: @unchecked Sendable {
     let key: InodeKey
     private let handle: CompactFileHandle
@@ -32,7 +27,7 @@ final class Inode: @unchecked Sendable {
     /// lock. Saturates: an inode looked up 2^32 times stays for good.
     var lookups: UInt32 = 1
     private let cache: DescriptorCache?
-    private let lowerCell = AtomicLazyReference<LowerStateCell>()
+    private let layerCell = AtomicLazyReference<LayerStateCell>()
 
     /// `cache` nil: the descriptor stays open for the inode's life (the root).
     init(fd: Int32, key: InodeKey, type: mode_t, cache: DescriptorCache?) {
@@ -104,9 +99,9 @@ final class Inode: @unchecked Sendable {
         cache?.open.subtract(1, ordering: .relaxed)
     }
 
-    /// Runs `body` under the inode's lower-state lock (see LowerStateCell).
-    func withLowerState<R: Sendable, E: Error>(_ body: (inout LowerState?) throws(E) -> R) throws(E) -> R {
-        let cell = lowerCell.load() ?? lowerCell.storeIfNil(LowerStateCell())
+    /// Runs `body` under the inode's layer-state lock (see LayerStateCell).
+    func withLayerState<R: Sendable, E: Error>(_ body: (inout LayerState?) throws(E) -> R) throws(E) -> R {
+        let cell = layerCell.load() ?? layerCell.storeIfNil(LayerStateCell())
         return try cell.state.withLock { (state) throws(E) -> R in try body(&state) }
     }
 

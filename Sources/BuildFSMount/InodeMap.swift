@@ -1,3 +1,4 @@
+import BuildFSCore
 /// The inode table's map from file identity to Inode, in 8 bytes a slot: an
 /// open-addressing hash table (linear probing, at most 3/4 full) of strong
 /// references whose keys are read from the inodes themselves. A Dictionary

@@ -8,7 +8,7 @@ public enum MountDaemon {
     /// Mounts `upper` at `mountpoint`, calls `ready` once the mount is live,
     /// then serves requests on libfuse's worker threads until unmounted
     /// (or SIGTERM/SIGINT/SIGHUP), and unmounts.
-    public static func serve(mountpoint: String, upper: String, options: [String], lower: LowerSnapshot? = nil,
+    public static func serve(mountpoint: String, upper: String, options: [String], snapshot: SnapshotLayer? = nil,
                              ready: () -> Void) throws {
         raiseFileLimit()
         // A request's file handle 0 means "none" (no-open mode, see
@@ -17,8 +17,8 @@ public enum MountDaemon {
         // The kernel leaves the caller's umask to the daemon (DONT_MASK),
         // which applies it per request (creationMode): its own must be 0.
         umask(0)
-        let fileSystem = try PassthroughFileSystem(upper: upper, lower: lower)
-        if lower != nil { try fileSystem.layOutRoot() }
+        let fileSystem = try PassthroughFileSystem(upper: upper, snapshot: snapshot)
+        if snapshot != nil { try fileSystem.expandRoot() }
         var operations = FuseOperations.table()
         let arguments = ["buildfs", "-o", MountOptions.fuseOptionString(options)]
         var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
@@ -45,9 +45,9 @@ public enum MountDaemon {
                                      + "CAP_SYS_ADMIN (\(MountPreflight.containerHint))")
         }
         // Only over a snapshot: measured, plain mounts read as fast either way.
-        if lower != nil, let problem = KernelReadAhead.raise(mountpoint: resolvedMountpoint) { fileSystem.log(problem) }
+        if snapshot != nil, let problem = KernelReadAhead.raise(mountpoint: resolvedMountpoint) { fileSystem.log(problem) }
         ready()
-        if let lower { publishCounters(lower, mountpoint: mountpoint) }
+        if let snapshot { publishCounters(snapshot, mountpoint: mountpoint) }
         // Ten idle threads: enough for make -j and parallel reads on two cores.
         _ = buildfs_session_loop_mt(session, 10)
         fuse_session_unmount(session)
@@ -55,12 +55,12 @@ public enum MountDaemon {
 
     /// Writes the mount's counters for `buildfs stats` once a second while
     /// they change (a detached thread; it ends with the process).
-    static func publishCounters(_ lower: LowerSnapshot, mountpoint: String) {
+    static func publishCounters(_ snapshot: SnapshotLayer, mountpoint: String) {
         let path = MountRegistry.countersPath(for: mountpoint)
         let thread = Thread {
             var last: [String: UInt64] = [:]
             while true {
-                let now = lower.counters.snapshot
+                let now = snapshot.counters.values
                 if now != last, let data = try? JSONEncoder().encode(now) {
                     try? data.write(to: URL(fileURLWithPath: path), options: .atomic)
                     last = now

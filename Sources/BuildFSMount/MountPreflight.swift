@@ -35,7 +35,7 @@ public enum MountPreflight {
             case ENOTCONN:
                 throw BuildFSError.badTarget(path: mountpoint, reason: "holds a dead buildfs mount (its daemon died); run `buildfs umount \(mountpoint)` first")
             default:
-                throw BuildFSError.fromErrno("mountpoint", mountpoint)
+                throw SystemCallError("mountpoint", mountpoint)
             }
         }
         guard (st.st_mode & S_IFMT) == S_IFDIR else { throw BuildFSError.badTarget(path: mountpoint, reason: "mountpoint is not a directory") }

@@ -1,3 +1,4 @@
+import BuildFSCore
 import CFuse3
 import Glibc
 import Synchronization
@@ -49,13 +50,13 @@ extension PassthroughFileSystem {
         }
     }
 
-    /// A stream on the upper directory, laid out first if it comes from
+    /// A stream on the upper directory, expanded first if it comes from
     /// the snapshot.
     private func openDirectory(_ inode: Inode) throws -> DirectoryHandle {
         try ensureExpanded(inode)
-        let fd = try check(openat(inode.fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC))
+        let fd = try sys("openat") { openat(inode.fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
         guard let stream = fdopendir(fd) else {
-            let error = Errno.current
+            let error = SystemCallError("fdopendir")
             close(fd)
             throw error
         }
@@ -83,7 +84,7 @@ extension PassthroughFileSystem {
             let directory = try directory(table.inode(ino), fi)
             try withExtendedLifetime(directory) { // its stream owns the descriptor
                 let fd = dirfd(directory.stream)
-                try check(dataOnly ? fdatasync(fd) : Glibc.fsync(fd))
+                try sys("fsync") { dataOnly ? fdatasync(fd) : Glibc.fsync(fd) }
             }
             fuse_reply_err(req, 0)
         }
@@ -129,7 +130,7 @@ extension PassthroughFileSystem {
                         inode: UInt64(next.pointee.d_ino), type: next.pointee.d_type, nextOffset: Int(next.pointee.d_off))
                 }
                 let isDot = entry.name == [0x2E, 0] || entry.name == [0x2E, 0x2E, 0]
-                if lower != nil && parent === table.root && entry.name.withUnsafeBufferPointer({ isInternal(parent, $0.baseAddress!) }) {
+                if snapshot != nil && parent === table.root && entry.name.withUnsafeBufferPointer({ isInternal(parent, $0.baseAddress!) }) {
                     state.pending = nil
                     state.offset = entry.nextOffset
                     continue
@@ -145,7 +146,7 @@ extension PassthroughFileSystem {
                         do {
                             let (inode, st) = try entry.name.withUnsafeBufferPointer { try lookupEntry(parent, $0.baseAddress!) }
                             param = entryParam(inode, st)
-                        } catch let error as Errno {
+                        } catch let error as SystemCallError {
                             if error.code == ENOENT { // gone since readdir saw it
                                 state.pending = nil
                                 state.offset = entry.nextOffset

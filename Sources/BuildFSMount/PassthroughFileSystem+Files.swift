@@ -38,8 +38,8 @@ extension PassthroughFileSystem {
             if fi.pointee.flags & O_ACCMODE == O_RDONLY, try stubContent(inode) != nil {
                 fi.pointee.fh = 0
             } else {
-                if fi.pointee.flags & O_ACCMODE != O_RDONLY { try hydrateIfStub(inode) }
-                fi.pointee.fh = UInt64(try check(Glibc.open(inode.procPath, openFlags(fi.pointee.flags))))
+                if fi.pointee.flags & O_ACCMODE != O_RDONLY { try copyUpIfStub(inode) }
+                fi.pointee.fh = UInt64(try sys("open") { Glibc.open(inode.procPath, openFlags(fi.pointee.flags)) })
             }
             setCaching(fi)
             fuse_reply_open(req, fi)
@@ -72,7 +72,7 @@ extension PassthroughFileSystem {
     func withDescriptor<R>(_ inode: Inode, _ fi: UnsafeMutablePointer<fuse_file_info>, _ flags: Int32,
                            _ body: (Int32) throws -> R) throws -> R {
         if fi.pointee.fh != 0 { return try body(Int32(truncatingIfNeeded: fi.pointee.fh)) }
-        let fd = try check(Glibc.open(inode.procPath, flags | O_CLOEXEC))
+        let fd = try sys("open") { Glibc.open(inode.procPath, flags | O_CLOEXEC) }
         defer { close(fd) }
         return try body(fd)
     }
@@ -91,11 +91,11 @@ extension PassthroughFileSystem {
             replyError(req, error)
             return
         }
-        if let stub, let lower {
+        if let stub, let snapshot {
             do {
-                reply(req, with: try stub.read(lower, size: size, offset: UInt64(offset)))
+                reply(req, with: try stub.read(snapshot, size: size, offset: UInt64(offset)))
             } catch {
-                log("read of snapshot '\(lower.key)' failed: \(error)")
+                log("read of snapshot '\(snapshot.key)' failed: \(error)")
                 fuse_reply_err(req, EIO)
             }
             return
@@ -107,18 +107,14 @@ extension PassthroughFileSystem {
                     return
                 }
                 // Until full or the end: a short reply reads as the file's end.
-                var failure: Int32 = 0
-                let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+                let bytes = try [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
                     count = 0
                     while count < size {
-                        let n = pread(fd, buffer.baseAddress! + count, size - count, offset + off_t(count))
-                        if n < 0 && errno == EINTR { continue }
-                        if n < 0 { failure = errno }
-                        if n <= 0 { break }
+                        let n = try sys("pread") { pread(fd, buffer.baseAddress! + count, size - count, offset + off_t(count)) }
+                        if n == 0 { break }
                         count += n
                     }
                 }
-                if failure != 0 { throw Errno(code: failure) }
                 fuse_reply_buf(req, bytes, bytes.count)
             }
         } catch {
@@ -161,9 +157,9 @@ extension PassthroughFileSystem {
                      _ offset: off_t, _ fi: UnsafeMutablePointer<fuse_file_info>) {
         replying(req) {
             let inode = table.inode(ino)
-            try hydrateIfStub(inode)
+            try copyUpIfStub(inode)
             let written = try withDescriptor(inode, fi, O_WRONLY) { buildfs_write_buf_to_fd(buffers, $0, offset) }
-            if written < 0 { throw Errno(code: Int32(-written)) }
+            if written < 0 { throw SystemCallError("write", code: Int32(-written)) }
             fuse_reply_write(req, Int(written))
         }
     }
@@ -180,7 +176,10 @@ extension PassthroughFileSystem {
             return
         }
         replying(req) {
-            if fi.pointee.fh != 0 { try check(close(try check(dup(Int32(truncatingIfNeeded: fi.pointee.fh))))) }
+            if fi.pointee.fh != 0 {
+                let copy = try sys("dup") { dup(Int32(truncatingIfNeeded: fi.pointee.fh)) }
+                if close(copy) != 0 { throw SystemCallError("close") }
+            }
             fuse_reply_err(req, 0)
         }
     }
@@ -194,8 +193,8 @@ extension PassthroughFileSystem {
     func fsync(_ req: fuse_req_t, _ ino: fuse_ino_t, _ dataOnly: Bool, _ fi: UnsafeMutablePointer<fuse_file_info>) {
         replying(req) {
             let inode = table.inode(ino)
-            if lowerState(inode)?.stub == nil {
-                try withDescriptor(inode, fi, O_RDONLY) { try check(dataOnly ? fdatasync($0) : Glibc.fsync($0)) }
+            if layerState(inode)?.stub == nil {
+                try withDescriptor(inode, fi, O_RDONLY) { fd in try sys("fsync") { dataOnly ? fdatasync(fd) : Glibc.fsync(fd) } }
             }
             fuse_reply_err(req, 0)
         }
@@ -206,8 +205,8 @@ extension PassthroughFileSystem {
                    _ fi: UnsafeMutablePointer<fuse_file_info>) {
         replying(req) {
             let inode = table.inode(ino)
-            try hydrateIfStub(inode)
-            try withDescriptor(inode, fi, O_WRONLY) { try check(buildfs_fallocate($0, mode, offset, length)) }
+            try copyUpIfStub(inode)
+            try withDescriptor(inode, fi, O_WRONLY) { fd in try sys("fallocate") { buildfs_fallocate(fd, mode, offset, length) } }
             fuse_reply_err(req, 0)
         }
     }

@@ -1,3 +1,4 @@
+import BuildFSCore
 import CFuse3
 import CLinuxCalls
 import Glibc
@@ -11,7 +12,7 @@ extension PassthroughFileSystem {
         replying(req) {
             let directory = table.inode(parent)
             try ensureExpanded(directory)
-            if isInternal(directory, name) { throw Errno(code: EPERM) }
+            if isInternal(directory, name) { throw SystemCallError("create", code: EPERM) }
             if asDaemon { try make(directory) } else { try asCaller(req) { try make(directory) } }
             let (inode, st) = try lookupEntry(directory, name)
             var entry = entryParam(inode, st)
@@ -20,15 +21,15 @@ extension PassthroughFileSystem {
     }
 
     func mkdir(_ req: fuse_req_t, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>, _ mode: mode_t) {
-        create(req, in: parent, name) { try check(mkdirat($0.fd, name, creationMode(req, in: $0, mode))) }
+        create(req, in: parent, name) { directory in try sys("mkdirat") { mkdirat(directory.fd, name, creationMode(req, in: directory, mode)) } }
     }
 
     func mknod(_ req: fuse_req_t, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>, _ mode: mode_t, _ rdev: dev_t) {
-        create(req, in: parent, name) { try check(mknodat($0.fd, name, creationMode(req, in: $0, mode), rdev)) }
+        create(req, in: parent, name) { directory in try sys("mknodat") { mknodat(directory.fd, name, creationMode(req, in: directory, mode), rdev) } }
     }
 
     func symlink(_ req: fuse_req_t, _ target: UnsafePointer<CChar>, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>) {
-        create(req, in: parent, name) { try check(symlinkat(target, $0.fd, name)) }
+        create(req, in: parent, name) { directory in try sys("symlinkat") { symlinkat(target, directory.fd, name) } }
     }
 
     /// A link makes no new inode, so it keeps the daemon's identity: linking
@@ -36,8 +37,8 @@ extension PassthroughFileSystem {
     /// switched fsuid drops. The kernel has checked the caller's rights.
     func link(_ req: fuse_req_t, _ ino: fuse_ino_t, _ newParent: fuse_ino_t, _ newName: UnsafePointer<CChar>) {
         let inode = table.inode(ino)
-        create(req, in: newParent, newName, asDaemon: true) {
-            try check(linkat(inode.fd, "", $0.fd, newName, BUILDFS_AT_EMPTY_PATH))
+        create(req, in: newParent, newName, asDaemon: true) { directory in
+            try sys("linkat") { linkat(inode.fd, "", directory.fd, newName, BUILDFS_AT_EMPTY_PATH) }
         }
     }
 
@@ -45,9 +46,9 @@ extension PassthroughFileSystem {
         replying(req) {
             let directory = table.inode(parent)
             try ensureExpanded(directory)
-            if isInternal(directory, name) { throw Errno(code: ENOENT) }
+            if isInternal(directory, name) { throw SystemCallError("unlink", code: ENOENT) }
             holdIfLastLink(directory, name)
-            try check(unlinkat(directory.fd, name, 0))
+            try sys("unlinkat") { unlinkat(directory.fd, name, 0) }
             fuse_reply_err(req, 0)
         }
     }
@@ -56,9 +57,9 @@ extension PassthroughFileSystem {
         replying(req) {
             let directory = table.inode(parent)
             try ensureExpanded(directory)
-            if isInternal(directory, name) { throw Errno(code: ENOENT) }
+            if isInternal(directory, name) { throw SystemCallError("rmdir", code: ENOENT) }
             try expandChild(directory, name)
-            try check(unlinkat(directory.fd, name, AT_REMOVEDIR))
+            try sys("unlinkat") { unlinkat(directory.fd, name, AT_REMOVEDIR) }
             fuse_reply_err(req, 0)
         }
     }
@@ -71,17 +72,17 @@ extension PassthroughFileSystem {
             let source = table.inode(parent), target = table.inode(newParent)
             try ensureExpanded(source)
             try ensureExpanded(target)
-            if isInternal(source, name) || isInternal(target, newName) { throw Errno(code: EPERM) }
+            if isInternal(source, name) || isInternal(target, newName) { throw SystemCallError("rename", code: EPERM) }
             // Replacing a directory needs it empty: see its snapshot entries;
-            // and a directory moved keeps the "laid out before seen" rule.
+            // and a directory moved keeps the "expanded before seen" rule.
             try expandChild(target, newName)
             try expandChild(source, name)
             if flags & UInt32(BUILDFS_RENAME_EXCHANGE) == 0 { holdIfLastLink(target, newName) }
             let from = source.fd, to = target.fd
             if flags == 0 {
-                try check(renameat(from, name, to, newName))
+                try sys("renameat") { renameat(from, name, to, newName) }
             } else {
-                try check(buildfs_renameat2(from, name, to, newName, flags))
+                try sys("renameat2") { buildfs_renameat2(from, name, to, newName, flags) }
             }
             fuse_reply_err(req, 0)
         }
@@ -106,10 +107,10 @@ extension PassthroughFileSystem {
         replying(req) {
             let directory = table.inode(parent)
             try ensureExpanded(directory)
-            if isInternal(directory, name) { throw Errno(code: EPERM) }
+            if isInternal(directory, name) { throw SystemCallError("create", code: EPERM) }
             let flags = openFlags(fi.pointee.flags) | O_CREAT
             let fd = try asCaller(req) {
-                try check(openat(directory.fd, name, flags, creationMode(req, in: directory, mode)))
+                try sys("openat") { openat(directory.fd, name, flags, creationMode(req, in: directory, mode)) }
             }
             if servesWithoutOpens { close(fd) }
             do {

@@ -25,7 +25,7 @@ public final class PassthroughFileSystem: Sendable {
     let daemonUID: uid_t
     let daemonGID: gid_t
     /// The snapshot under the upper directory, if the mount has one.
-    let lower: LowerSnapshot?
+    let snapshot: SnapshotLayer?
     /// Whether closing an upper file never fails (see UpperFileSystemType).
     let upperCloseReportsNothing: Bool
     /// FUSE no-open mode: the kernel opens files without asking (see
@@ -33,11 +33,11 @@ public final class PassthroughFileSystem: Sendable {
     /// file for writing, whatever its mode.
     let servesWithoutOpens: Bool
 
-    public init(upper: String, lower: LowerSnapshot? = nil) throws {
+    public init(upper: String, snapshot: SnapshotLayer? = nil) throws {
         upperPath = upper
-        self.lower = lower
+        self.snapshot = snapshot
         let fd = Glibc.open(upper, BUILDFS_O_PATH | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { throw BuildFSError.fromErrno("open upper directory", upper) }
+        guard fd >= 0 else { throw SystemCallError("open upper directory", upper) }
         var st = stat()
         fstat(fd, &st)
         table = InodeTable(root: Inode(fd: fd, key: InodeKey(device: UInt64(st.st_dev), inode: UInt64(st.st_ino)),
@@ -64,7 +64,7 @@ public final class PassthroughFileSystem: Sendable {
 
     /// The error reply for a thrown error: its errno, else EIO.
     func replyError(_ req: fuse_req_t, _ error: any Error) {
-        fuse_reply_err(req, (error as? Errno)?.code ?? EIO)
+        fuse_reply_err(req, (error as? SystemCallError)?.code ?? EIO)
     }
 
     func entryParam(_ inode: Inode, _ st: stat) -> fuse_entry_param {
@@ -79,16 +79,16 @@ public final class PassthroughFileSystem: Sendable {
 
     func statOf(_ inode: Inode) throws -> stat {
         var st = stat()
-        try check(fstatat(inode.fd, "", &st, BUILDFS_AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
+        try sys("fstatat") { fstatat(inode.fd, "", &st, BUILDFS_AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) }
         return st
     }
 
     /// Finds `name` in `parent` and counts a kernel lookup of it.
     func lookupEntry(_ parent: Inode, _ name: UnsafePointer<CChar>) throws -> (Inode, stat) {
-        let fd = try check(openat(parent.fd, name, BUILDFS_O_PATH | O_NOFOLLOW | O_CLOEXEC))
+        let fd = try sys("openat") { openat(parent.fd, name, BUILDFS_O_PATH | O_NOFOLLOW | O_CLOEXEC) }
         var st = stat()
         guard fstatat(fd, "", &st, BUILDFS_AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 else {
-            let error = Errno.current
+            let error = SystemCallError("fstatat")
             close(fd)
             throw error
         }
@@ -111,7 +111,7 @@ public final class PassthroughFileSystem: Sendable {
         }
         do {
             return try body()
-        } catch let error as Errno where error.code == EACCES {
+        } catch let error as SystemCallError where error.code == EACCES {
             var groups = [gid_t](repeating: 0, count: 256)
             let count = fuse_req_getgroups(req, Int32(groups.count), &groups)
             guard count > 0 else { throw error }
@@ -137,18 +137,18 @@ public final class PassthroughFileSystem: Sendable {
         do {
             let directory = table.inode(parent)
             try ensureExpanded(directory)
-            if isInternal(directory, name) { throw Errno(code: ENOENT) }
+            if isInternal(directory, name) { throw SystemCallError("lookup", code: ENOENT) }
             let (inode, st) = try lookupEntry(directory, name)
             var entry = entryParam(inode, st)
             fuse_reply_entry(req, &entry)
-        } catch let error as Errno where error.code == ENOENT {
+        } catch let error as SystemCallError where error.code == ENOENT {
             // A negative entry: the kernel remembers the name is absent, which
             // spares the include-path probes of every compile a round trip.
             var entry = fuse_entry_param()
             entry.ino = 0
             entry.entry_timeout = timeout
             fuse_reply_entry(req, &entry)
-        } catch let error as Errno {
+        } catch let error as SystemCallError {
             fuse_reply_err(req, error.code)
         } catch {
             fuse_reply_err(req, EIO)
@@ -172,18 +172,18 @@ public final class PassthroughFileSystem: Sendable {
         replying(req) {
             let inode = table.inode(ino)
             // A truncate changes content: a stub gets its bytes first.
-            if toSet & FUSE_SET_ATTR_SIZE != 0 { try hydrateIfStub(inode) }
+            if toSet & FUSE_SET_ATTR_SIZE != 0 { try copyUpIfStub(inode) }
             let handle = fi.flatMap { $0.pointee.fh != 0 ? Int32(truncatingIfNeeded: $0.pointee.fh) : nil }
             if toSet & FUSE_SET_ATTR_MODE != 0 {
-                if let handle { try check(fchmod(handle, attr.st_mode)) } else { try check(chmod(inode.procPath, attr.st_mode)) }
+                if let handle { try sys("fchmod") { fchmod(handle, attr.st_mode) } } else { try sys("chmod") { chmod(inode.procPath, attr.st_mode) } }
             }
             if toSet & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID) != 0 {
                 let uid = toSet & FUSE_SET_ATTR_UID != 0 ? attr.st_uid : uid_t.max
                 let gid = toSet & FUSE_SET_ATTR_GID != 0 ? attr.st_gid : gid_t.max
-                try check(fchownat(inode.fd, "", uid, gid, BUILDFS_AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
+                try sys("fchownat") { fchownat(inode.fd, "", uid, gid, BUILDFS_AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) }
             }
             if toSet & FUSE_SET_ATTR_SIZE != 0 {
-                if let handle { try check(ftruncate(handle, attr.st_size)) } else { try check(truncate(inode.procPath, attr.st_size)) }
+                if let handle { try sys("ftruncate") { ftruncate(handle, attr.st_size) } } else { try sys("truncate") { truncate(inode.procPath, attr.st_size) } }
             }
             if toSet & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME) != 0 {
                 var times = [timespec(tv_sec: 0, tv_nsec: BUILDFS_UTIME_OMIT), timespec(tv_sec: 0, tv_nsec: BUILDFS_UTIME_OMIT)]
@@ -198,9 +198,9 @@ public final class PassthroughFileSystem: Sendable {
                     times[1] = attr.st_mtim
                 }
                 if let handle {
-                    try check(futimens(handle, &times))
+                    try sys("futimens") { futimens(handle, &times) }
                 } else {
-                    try check(utimensat(inode.fd, "", &times, BUILDFS_AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
+                    try sys("utimensat") { utimensat(inode.fd, "", &times, BUILDFS_AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) }
                 }
             }
             var st = presented(inode, try statOf(inode))
@@ -211,7 +211,7 @@ public final class PassthroughFileSystem: Sendable {
     func readlink(_ req: fuse_req_t, _ ino: fuse_ino_t) {
         replying(req) {
             var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-            let n = try check(readlinkat(table.inode(ino).fd, "", &buffer, buffer.count - 1))
+            let n = try sys("readlinkat") { readlinkat(table.inode(ino).fd, "", &buffer, buffer.count - 1) }
             buffer[n] = 0
             fuse_reply_readlink(req, buffer)
         }
@@ -220,7 +220,7 @@ public final class PassthroughFileSystem: Sendable {
     func statfs(_ req: fuse_req_t, _ ino: fuse_ino_t) {
         replying(req) {
             var info = statvfs()
-            try check(fstatvfs(table.inode(ino).fd, &info))
+            try sys("fstatvfs") { fstatvfs(table.inode(ino).fd, &info) }
             fuse_reply_statfs(req, &info)
         }
     }

@@ -45,7 +45,7 @@ public enum Unmounter {
             throw BuildFSError.badTarget(path: mountpoint, reason: "is busy: programs still use it (see `fuser -vm \(mountpoint)`); close them and retry")
         }
         guard umount2(mountpoint, Int32(MNT_DETACH)) == 0 else {
-            throw BuildFSError.fromErrno("unmount", mountpoint)
+            throw SystemCallError("unmount", mountpoint)
         }
     }
 

@@ -151,7 +151,7 @@ final class HTTPTransport: Sendable {
                 }
             } catch is ResponseAccumulator.ResponseTooBigError {
                 throw BuildFSError.remote(location: endpoint.base, reason: "the server sent more than \(maxBody) bytes for \(url)")
-            } catch let error as BuildFSError {
+            } catch let error as any ReportableError {
                 throw error
             } catch let error as NIOSSLError {
                 // Retrying does not make a certificate trusted.

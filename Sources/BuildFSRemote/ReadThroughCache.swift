@@ -35,7 +35,7 @@ final class ReadThroughCache: Sendable {
             // Not fsync'd: the cache is written on the read path, and a torn
             // pack only costs fetching its objects again.
             store = try LocalStore(path: directory, compressionLevel: 1, durable: false)
-        } catch let error as BuildFSError {
+        } catch let error as any ReportableError {
             throw BuildFSError.usage("cache directory: \(error.description) (choose another with --cache-dir)")
         }
     }

@@ -20,7 +20,7 @@ extension BuildFSCommand {
     func run() throws {
         do {
             try execute()
-        } catch let error as BuildFSError {
+        } catch let error as any ReportableError {
             Console.error(error.description)
             throw ExitCode(1)
         }

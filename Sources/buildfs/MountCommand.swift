@@ -63,8 +63,8 @@ struct MountCommand: BuildFSCommand {
         if ProcessInfo.processInfo.environment[MountCommand.notifyVariable] == "1" {
             runDaemon(point, upperDir, fuseOptions)
         } else if foreground {
-            try serve(point, upperDir, fuseOptions) { lower in
-                print("mounted \(upperDir)\(lower.map { " over snapshot '\($0.key)'" } ?? "") at \(point) "
+            try serve(point, upperDir, fuseOptions) { snapshot in
+                print("mounted \(upperDir)\(snapshot.map { " over snapshot '\($0.key)'" } ?? "") at \(point) "
                       + "(foreground; Ctrl-C or `buildfs umount \(point)` to stop)")
             }
         } else {
@@ -76,29 +76,29 @@ struct MountCommand: BuildFSCommand {
     /// Attaches the snapshot (if any), holds a lease on it so gc keeps it,
     /// and serves until unmounted.
     private func serve(_ point: String, _ upperDir: String, _ fuseOptions: [String],
-                       ready: (LowerSnapshot?) -> Void) throws {
-        var lower: LowerSnapshot?
+                       ready: (SnapshotLayer?) -> Void) throws {
+        var snapshot: SnapshotLayer?
         var lease: Lease?
         var opened: (any Store)?
         defer { opened?.close() }
-        if !from.isEmpty || LowerSnapshot.recorded(in: upperDir) != nil {
+        if !from.isEmpty || SnapshotLayer.recorded(in: upperDir) != nil {
             let store = try storeOptions.open()
             opened = store
             let ref = from.isEmpty ? nil : try SnapshotLookup.find(from, in: store)
-            lower = try LowerSnapshot.attach(upper: upperDir, store: store, ref: ref)
-            if let local = store as? LocalStore, let lower { lease = try local.lease(root: lower.root, holder: point) }
+            snapshot = try SnapshotLayer.attach(upper: upperDir, store: store, ref: ref)
+            if let local = store as? LocalStore, let snapshot { lease = try local.lease(root: snapshot.root, holder: point) }
             if let ref { try? store.touchRef(key: ref.key) }
         }
         defer { lease?.release() }
         // Unmounted by `buildfs umount`, plain umount or fusermount3 -u: the
         // record goes with the daemon (umount has read it already).
         defer { MountRegistry.remove(point) }
-        try MountDaemon.serve(mountpoint: point, upper: upperDir, options: fuseOptions, lower: lower) {
+        try MountDaemon.serve(mountpoint: point, upper: upperDir, options: fuseOptions, snapshot: snapshot) {
             try? MountRegistry.write(MountRecord(pid: getpid(), mountpoint: point, upper: upperDir,
                                                  log: MountRegistry.logPath(for: point),
                                                  started: Date().timeIntervalSince1970,
-                                                 store: lower == nil ? nil : storeOptions.location))
-            ready(lower)
+                                                 store: snapshot == nil ? nil : storeOptions.location))
+            ready(snapshot)
         }
     }
 
@@ -110,7 +110,7 @@ struct MountCommand: BuildFSCommand {
         try makeDirectories(MountRegistry.directory, mode: 0o700)
         guard FileManager.default.createFile(atPath: log, contents: nil),
               let logHandle = FileHandle(forWritingAtPath: log) else {
-            throw BuildFSError.fromErrno("create log", log)
+            throw SystemCallError("create log", log)
         }
         let notify = Pipe()
         let daemon = Process()
@@ -141,16 +141,13 @@ struct MountCommand: BuildFSCommand {
             _ = bytes.withUnsafeMutableBytes { write(1, $0.baseAddress, $0.count) }
         }
         do {
-            try serve(point, upperDir, fuseOptions) { lower in
-                say("READY " + (lower?.key ?? ""))
+            try serve(point, upperDir, fuseOptions) { snapshot in
+                say("READY " + (snapshot?.key ?? ""))
                 let null = open("/dev/null", O_WRONLY)
                 dup2(null, 1)
                 close(null)
             }
             Glibc.exit(0)
-        } catch let error as BuildFSError {
-            say("ERROR " + error.description)
-            Glibc.exit(1)
         } catch {
             say("ERROR \(error)")
             Glibc.exit(1)

@@ -13,7 +13,7 @@ struct StatsCommand: BuildFSCommand {
             after dedup (unique), and of the whole store on disk after compression
             (stored: chunks, directory trees and indexes), with the ratios between them.
             Mount: bytes read from the store, chunk cache hits and misses, files copied
-            up on their first write, directories laid out, and bytes its commits added.
+            up on their first write, directories expanded, and bytes its commits added.
 
             Example:
               buildfs stats /work
@@ -41,7 +41,7 @@ struct StatsCommand: BuildFSCommand {
             counters["bytesCommitted"] = MountRegistry.committed(for: point)
             counters["mountpoint"] = point
             counters["upper"] = record.upper
-            counters["snapshot"] = LowerSnapshot.recorded(in: record.upper)?.key ?? ""
+            counters["snapshot"] = SnapshotLayer.recorded(in: record.upper)?.key ?? ""
             mountReport = counters
         }
         let opened = try storeOptions.open(location: location)
@@ -100,7 +100,7 @@ struct StatsCommand: BuildFSCommand {
                 + (hits + misses > 0 ? String(format: "  (%.1f%% hits)", Double(hits) * 100 / Double(hits + misses)) : ""))
             if remote != nil { row("  chunk reads over the network", "\(number("chunksFetchedOnRead"))") }
             row("  files copied up", "\(number("filesCopiedUp"))")
-            row("  directories laid out", "\(number("directoriesExpanded"))")
+            row("  directories expanded", "\(number("directoriesExpanded"))")
             row("  bytes committed", ByteCount.human(number("bytesCommitted")))
         }
     }

@@ -23,10 +23,10 @@ import TestSupport
         // A directory in the way of the rename.
         let blocked = dir.sub("blocked")
         try FileManager.default.createDirectory(atPath: blocked + "/inside", withIntermediateDirectories: true)
-        let overDirectory = #expect(throws: BuildFSError.self) { try replaceFile(blocked, with: Array("x".utf8), durable: false) }
+        let overDirectory = #expect(throws: SystemCallError.self) { try replaceFile(blocked, with: Array("x".utf8), durable: false) }
         #expect(overDirectory?.description.contains(blocked) == true, "\(String(describing: overDirectory))")
         let missing = dir.sub("missing/file")
-        let noDirectory = #expect(throws: BuildFSError.self) { try replaceFile(missing, with: [1], durable: false) }
+        let noDirectory = #expect(throws: SystemCallError.self) { try replaceFile(missing, with: [1], durable: false) }
         #expect(noDirectory?.description.contains(dir.sub("missing/")) == true, "\(String(describing: noDirectory))")
         #expect(FileManager.default.contents(atPath: path) == Data("old".utf8))
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted() == ["blocked", "kept"])

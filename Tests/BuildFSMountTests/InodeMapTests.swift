@@ -1,3 +1,4 @@
+import BuildFSCore
 @testable import BuildFSMount
 import Glibc
 import Testing

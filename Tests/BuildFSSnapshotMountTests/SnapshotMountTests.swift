@@ -294,7 +294,7 @@ import TestSupport
     }
 
     /// A directory of more stubs than the daemon keeps notes of (16384,
-    /// LowerSnapshot.laidOut): the notes are dropped midway through laying
+    /// SnapshotLayer.stubNotes): the notes are dropped midway through laying
     /// it out and the rest are looked up from their xattrs; every file
     /// still reads as it was saved.
     @Test func moreStubsThanLayoutNotesReadExactly() throws {

@@ -81,7 +81,7 @@ struct DirectoryScan {
                                           parentTree: parentTree, stubChunks: stub))
                 fileCount += 1
             } else if st.isDirectory, readsUpperLayout,
-                      let pending = UpperLayout.attribute(dir, name, UpperLayout.treeAttribute).flatMap(UpperLayout.decodeTreeID) {
+                      let pending = UpperLayout.pendingTree(at: .entry(of: dir, name: name)) {
                 kind = .pendingDirectory(pending)
                 try countPending(pending)
             } else if st.isDirectory {
@@ -143,7 +143,7 @@ struct DirectoryScan {
     /// The chunks of a stub (a file of the mount's snapshot never written),
     /// or nil for a plain file.
     private mutating func stubChunks(_ dir: FileDescriptor, _ name: [UInt8], size: UInt64) throws -> [ChunkRef]? {
-        guard let stub = UpperLayout.attribute(dir, name, UpperLayout.stubAttribute).flatMap(StubReference.decode) else {
+        guard let stub = UpperLayout.stub(at: .entry(of: dir, name: name)) else {
             return nil
         }
         guard case let .file(stubSize, chunks, _)? = try tree(stub.tree).entry(named: stub.name)?.content, stubSize == size else {
@@ -181,7 +181,7 @@ struct DirectoryScan {
         let n = withCString(name) { cName in
             buffer.withUnsafeMutableBytes { readlinkat(dir.raw, cName, $0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count) }
         }
-        guard n >= 0 else { throw BuildFSError.fromErrno("readlink", dir.childPath(name)) }
+        guard n >= 0 else { throw SystemCallError("readlink", dir.childPath(name)) }
         guard n <= Tree.maxSymlinkTarget else {
             throw BuildFSError.badTarget(path: dir.childPath(name), reason: "symlink target longer than \(Tree.maxSymlinkTarget) bytes")
         }

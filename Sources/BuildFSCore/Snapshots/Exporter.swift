@@ -67,7 +67,7 @@ public final class Exporter: Sendable {
             let rc = withCString(link.existing) { from in
                 withCString(link.new) { to in linkat(rootDir.raw, from, rootDir.raw, to, 0) }
             }
-            guard rc == 0 else { throw BuildFSError.fromErrno("link", rootDir.childPath(link.new)) }
+            guard rc == 0 else { throw SystemCallError("link", rootDir.childPath(link.new)) }
         }
         for (path, entry) in plan.directories.reversed() {
             guard let entry else { continue }
@@ -100,12 +100,12 @@ public final class Exporter: Sendable {
             switch entry.content {
             case let .directory(id):
                 let rc = withCString(entryPath) { mkdirat(rootDir.raw, $0, 0o700) }
-                guard rc == 0 else { throw BuildFSError.fromErrno("create directory", rootDir.childPath(entryPath)) }
+                guard rc == 0 else { throw SystemCallError("create directory", rootDir.childPath(entryPath)) }
                 plan.directories.append((entryPath, entry))
                 try expand(try store.getTree(id), at: entryPath, rootDir: rootDir, plan: &plan)
             case let .symlink(target):
                 let rc = withCString(target) { t in withCString(entryPath) { symlinkat(t, rootDir.raw, $0) } }
-                guard rc == 0 else { throw BuildFSError.fromErrno("create symlink", rootDir.childPath(entryPath)) }
+                guard rc == 0 else { throw SystemCallError("create symlink", rootDir.childPath(entryPath)) }
                 try applyMetadata(entry, at: entryPath, rootDir: rootDir, followLinks: false)
             case let .file(size, chunks, group):
                 if group != 0, let first = plan.firstNameOfGroup[group] {
@@ -133,11 +133,11 @@ public final class Exporter: Sendable {
     /// Owner first (chown clears setuid bits), then mode, then mtime last.
     private func setOwnerModeTime(_ entry: TreeEntry, fd: FileDescriptor) throws {
         if fchown(fd.raw, entry.uid, entry.gid) != 0 && errno != EPERM {
-            throw BuildFSError.fromErrno("chown", fd.path)
+            throw SystemCallError("chown", fd.path)
         }
-        guard fchmod(fd.raw, mode_t(entry.mode)) == 0 else { throw BuildFSError.fromErrno("chmod", fd.path) }
+        guard fchmod(fd.raw, mode_t(entry.mode)) == 0 else { throw SystemCallError("chmod", fd.path) }
         var times = [timespec(entry.mtime), timespec(entry.mtime)]
-        guard futimens(fd.raw, &times) == 0 else { throw BuildFSError.fromErrno("set mtime of", fd.path) }
+        guard futimens(fd.raw, &times) == 0 else { throw SystemCallError("set mtime of", fd.path) }
     }
 
     private func applyMetadata(_ entry: TreeEntry, at path: [UInt8], rootDir: FileDescriptor, followLinks: Bool) throws {
@@ -145,15 +145,15 @@ public final class Exporter: Sendable {
         let flags = followLinks ? 0 : AT_SYMLINK_NOFOLLOW
         try withCString(path) { cPath in
             if fchownat(rootDir.raw, cPath, entry.uid, entry.gid, flags) != 0 && errno != EPERM {
-                throw BuildFSError.fromErrno("chown", display)
+                throw SystemCallError("chown", display)
             }
             // Symlinks have no mode of their own on Linux.
             if followLinks && fchmodat(rootDir.raw, cPath, mode_t(entry.mode), 0) != 0 {
-                throw BuildFSError.fromErrno("chmod", display)
+                throw SystemCallError("chmod", display)
             }
             var times = [timespec(entry.mtime), timespec(entry.mtime)]
             guard utimensat(rootDir.raw, cPath, &times, flags) == 0 else {
-                throw BuildFSError.fromErrno("set mtime of", display)
+                throw SystemCallError("set mtime of", display)
             }
         }
     }

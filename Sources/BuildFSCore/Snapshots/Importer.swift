@@ -32,7 +32,7 @@ public final class Importer: Sendable {
     /// `upperOfMount`: `path` is a mount's upper directory with its snapshot
     /// laid in (a commit; see UpperLayout). The mount writes through, so the
     /// upper directory is exactly what its readers see; it is read directly,
-    /// never through the mount (which would lay out what it walks).
+    /// never through the mount (which would expand what it walks).
     public func importDirectory(_ path: String, key: String, parentCandidates: [String]? = nil,
                                 upperOfMount: Bool = false,
                                 progress: Bool = ProgressLine.stderrIsTerminal) throws -> ImportSummary {
@@ -40,8 +40,8 @@ public final class Importer: Sendable {
         let rootDir: FileDescriptor
         do {
             rootDir = try FileDescriptor.open(path, O_RDONLY | O_DIRECTORY)
-        } catch BuildFSError.system(_, _, let err) where err == ENOTDIR || err == ENOENT {
-            throw BuildFSError.badTarget(path: path, reason: err == ENOENT ? "no such directory" : "not a directory")
+        } catch let error as SystemCallError where error.code == ENOTDIR || error.code == ENOENT {
+            throw BuildFSError.badTarget(path: path, reason: error.code == ENOENT ? "no such directory" : "not a directory")
         }
         let rootStat = try rootDir.stat()
         let source = SourceDirectory(path: realPath(path), device: UInt64(rootStat.st_dev), inode: UInt64(rootStat.st_ino))
@@ -111,7 +111,8 @@ public final class Importer: Sendable {
     /// under the mount without reading them: the store must know where
     /// that snapshot's objects are, whether or not it is the parent.
     private func openMountedSnapshot(_ rootDir: FileDescriptor) throws {
-        guard let key = UpperLayout.mountedSnapshotKey(rootDir), let mounted = try? store.readRef(key: key) else { return }
+        guard let key = UpperLayout.snapshot(at: .entry(of: rootDir, name: [0x2E]))?.key,
+              let mounted = try? store.readRef(key: key) else { return }
         do {
             try store.openSnapshot(mounted, fetch: .onDemand)
         } catch BuildFSError.outdatedSnapshot {

@@ -23,7 +23,7 @@ public enum Reachability {
                 let tree: Tree
                 do {
                     tree = try store.getTree(treeID)
-                } catch let error as BuildFSError {
+                } catch let error as any ReportableError {
                     throw BuildFSError.storeUnusable(
                         path: store.location,
                         reason: "snapshot '\(ref.key)' cannot be read (\(error.description)); run `buildfs fsck --repair` first")

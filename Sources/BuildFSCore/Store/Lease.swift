@@ -22,7 +22,7 @@ public final class Lease: Sendable {
         let data = try JSONEncoder().encode(Record(root: root.hex, holder: holder, pid: getpid()))
         try LocalStore.writeFile(path, Array(data), durable: true)
         file = try FileDescriptor.open(path, O_RDONLY)
-        guard flock(file.raw, LOCK_SH) == 0 else { throw BuildFSError.fromErrno("lock", path) }
+        guard flock(file.raw, LOCK_SH) == 0 else { throw SystemCallError("lock", path) }
     }
 
     /// Gives the claim up (also done by the kernel if the process dies).

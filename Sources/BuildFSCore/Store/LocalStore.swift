@@ -66,7 +66,7 @@ public final class LocalStore: Store {
         guard rename(temp, root + "/" + formatFile) == 0 else {
             let err = errno
             unlink(temp)
-            throw BuildFSError.fromErrno("create store", root, err)
+            throw SystemCallError("create store", root, code: err)
         }
         guard try checkFormat(root) else {
             throw BuildFSError.storeUnusable(path: root, reason: "could not be created")
@@ -102,7 +102,7 @@ public final class LocalStore: Store {
         guard rename(temp, path) == 0 else {
             let err = errno
             unlink(temp)
-            throw BuildFSError.fromErrno("rename", path, err)
+            throw SystemCallError("rename", path, code: err)
         }
     }
 
@@ -180,7 +180,7 @@ public final class LocalStore: Store {
         let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             if errno == ENOENT { throw BuildFSError.missingObject(id: id.hex) }
-            throw BuildFSError.fromErrno("open", path)
+            throw SystemCallError("open", path)
         }
         let file = FileDescriptor(raw: fd, path: path)
         return packFiles.withLock { files in
@@ -247,8 +247,9 @@ public final class LocalStore: Store {
             let fileName = String(decoding: name, as: UTF8.self)
             do {
                 listing.refs.append(try decodeRef(path: "\(root)/refs/\(fileName)", expectedFileName: fileName))
-            } catch let error as BuildFSError {
-                if case let .system(_, _, err) = error, err == ENOENT { continue } // removed meanwhile
+            } catch let error as SystemCallError where error.code == ENOENT {
+                continue // removed meanwhile
+            } catch let error as any ReportableError {
                 listing.damaged.append((fileName, error.description))
             }
         }
@@ -278,7 +279,7 @@ public final class LocalStore: Store {
     public func touchRef(key: String) throws {
         try SnapshotKey.validate(key)
         let path = refPath(key)
-        guard utimensat(AT_FDCWD, path, nil, 0) == 0 else { throw BuildFSError.fromErrno("touch", path) }
+        guard utimensat(AT_FDCWD, path, nil, 0) == 0 else { throw SystemCallError("touch", path) }
     }
 
     // MARK: files
@@ -290,7 +291,7 @@ public final class LocalStore: Store {
 
     static func writeFile(_ path: String, _ bytes: UnsafeRawBufferPointer, durable: Bool, mode: mode_t = 0o644) throws {
         let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
-        guard fd >= 0 else { throw BuildFSError.fromErrno("create", path) }
+        guard fd >= 0 else { throw SystemCallError("create", path) }
         let file = FileDescriptor(raw: fd, path: path)
         do {
             try file.writeAll(bytes)
@@ -311,9 +312,9 @@ public func makeDirectories(_ path: String, mode: mode_t = 0o755) throws {
         }
         return
     }
-    guard errno == ENOENT else { throw BuildFSError.fromErrno("create directory", path) }
+    guard errno == ENOENT else { throw SystemCallError("create directory", path) }
     let parent = (path as NSString).deletingLastPathComponent
-    guard !parent.isEmpty, parent != path else { throw BuildFSError.fromErrno("create directory", path) }
+    guard !parent.isEmpty, parent != path else { throw SystemCallError("create directory", path) }
     try makeDirectories(parent, mode: mode)
-    guard mkdir(path, mode) == 0 || errno == EEXIST else { throw BuildFSError.fromErrno("create directory", path) }
+    guard mkdir(path, mode) == 0 || errno == EEXIST else { throw SystemCallError("create directory", path) }
 }

@@ -55,8 +55,9 @@ final class PackCatalog: Sendable {
             do {
                 let bytes = try FileDescriptor.open(path, O_RDONLY).readAll(limit: 1 << 30)
                 add(pack: name, entries: try PackIndex.decode(bytes, name: path))
-            } catch let error as BuildFSError {
-                if case let .system(_, _, err) = error, err == ENOENT { continue } // removed meanwhile
+            } catch let error as SystemCallError where error.code == ENOENT {
+                continue // removed meanwhile
+            } catch let error as any ReportableError {
                 state.withLock {
                     $0.loaded.insert(name)
                     $0.damaged[name] = error.description

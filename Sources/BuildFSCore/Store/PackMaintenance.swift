@@ -54,7 +54,7 @@ extension LocalStore {
                 let packSize = lstat("\(packsDir)/\(name).pack", &st) == 0 ? UInt64(st.st_size) : 0
                 inventory.packs.append(PackInfo(name: name, bytes: packSize + UInt64(bytes.count),
                                                 entries: entries.map { (id: $0.0, slot: $0.1) }))
-            } catch let error as BuildFSError {
+            } catch let error as any ReportableError {
                 inventory.damagedIndexes.append((name, error.description))
             }
         }
@@ -77,7 +77,7 @@ extension LocalStore {
     public func removePack(_ name: String) throws {
         for suffix in [".idx", ".pack"] {
             let path = packPath(name + suffix)
-            if unlink(path) != 0 && errno != ENOENT { throw BuildFSError.fromErrno("remove", path) }
+            if unlink(path) != 0 && errno != ENOENT { throw SystemCallError("remove", path) }
         }
     }
 
@@ -109,7 +109,7 @@ extension LocalStore {
     /// Removes a ref file (gc evicting a snapshot, fsck dropping a broken one).
     public func removeRef(key: String) throws {
         let path = refPath(key)
-        if unlink(path) != 0 && errno != ENOENT { throw BuildFSError.fromErrno("remove", path) }
+        if unlink(path) != 0 && errno != ENOENT { throw SystemCallError("remove", path) }
     }
 
     public func removeRefFile(named fileName: String) {
@@ -145,9 +145,9 @@ extension LocalStore {
                 content = try stored.withUnsafeBytes {
                     try BlockCodec.decode($0, objectID: entries[0].id, decompressor: decompressor)
                 }
-            } catch let error as BuildFSError {
+            } catch let error as any ReportableError {
                 let reason: String
-                if case let .corruptObject(_, why) = error { reason = why } else { reason = error.description }
+                if case let .corruptObject(_, why)? = error as? BuildFSError { reason = why } else { reason = error.description }
                 damaged += entries.map { ($0.id, "block at \(offset) of \(pack.name): \(reason)") }
                 continue
             } catch {

@@ -1,14 +1,11 @@
 import Glibc
 
-/// Every failure buildfs reports to a user. `description` is one line that
+/// Every failure buildfs reports to a user, but for failed system calls
+/// (SystemCallError). `description` is one line that
 /// says what happened and, where there is one, what to do about it.
 public enum BuildFSError: Error, CustomStringConvertible, Equatable, Sendable {
-    /// A system call failed on a path the user named or the store uses.
-    case system(operation: String, path: String, errno: Int32)
     /// The store directory is missing pieces, of another format, or unusable.
     case storeUnusable(path: String, reason: String)
-    /// The store's disk is full; nothing half-written was made visible.
-    case diskFull(path: String)
     /// An object in the store is damaged or not what its id says.
     case corruptObject(id: String, reason: String)
     /// An object a snapshot needs is not in the store.
@@ -29,20 +26,8 @@ public enum BuildFSError: Error, CustomStringConvertible, Equatable, Sendable {
 
     public var description: String {
         switch self {
-        case let .system(operation, path, err):
-            let base = "\(operation) \(path): \(String(cString: strerror(err)))"
-            switch err {
-            case EACCES, EPERM, EROFS:
-                return base + " (check permissions, or pick another place with --store / BUILDFS_STORE)"
-            case ENOSPC, EDQUOT:
-                return base + " (free disk space, or run `buildfs gc`)"
-            default:
-                return base
-            }
         case let .storeUnusable(path, reason):
             return "store \(path): \(reason)"
-        case let .diskFull(path):
-            return "disk full while writing to \(path): nothing was committed; free space or run `buildfs gc --max-size ...`"
         case let .corruptObject(id, reason):
             return "object \(id) in the store is corrupt (\(reason)); run `buildfs fsck --repair` and rebuild the snapshot"
         case let .missingObject(id):
@@ -64,9 +49,4 @@ public enum BuildFSError: Error, CustomStringConvertible, Equatable, Sendable {
         }
     }
 
-    /// Builds the error for a failed call, turning a full disk into `.diskFull`.
-    public static func fromErrno(_ operation: String, _ path: String, _ err: Int32 = errno) -> BuildFSError {
-        if err == ENOSPC || err == EDQUOT { return .diskFull(path: path) }
-        return .system(operation: operation, path: path, errno: err)
-    }
 }

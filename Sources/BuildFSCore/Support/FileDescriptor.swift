@@ -16,7 +16,7 @@ public final class FileDescriptor: @unchecked Sendable {
     /// Opens `path` (absolute or relative to the working directory).
     public static func open(_ path: String, _ flags: Int32, mode: mode_t = 0o644) throws -> FileDescriptor {
         let fd = Glibc.open(path, flags | O_CLOEXEC, mode)
-        guard fd >= 0 else { throw BuildFSError.fromErrno("open", path) }
+        guard fd >= 0 else { throw SystemCallError("open", path) }
         return FileDescriptor(raw: fd, path: path)
     }
 
@@ -25,13 +25,13 @@ public final class FileDescriptor: @unchecked Sendable {
     public func openAt(_ name: [UInt8], _ flags: Int32, mode: mode_t = 0o644) throws -> FileDescriptor {
         let childPath = path + "/" + String(decoding: name, as: UTF8.self)
         let fd = withCString(name) { Glibc.openat(raw, $0, flags | O_CLOEXEC, mode) }
-        guard fd >= 0 else { throw BuildFSError.fromErrno("open", childPath) }
+        guard fd >= 0 else { throw SystemCallError("open", childPath) }
         return FileDescriptor(raw: fd, path: childPath)
     }
 
     public func stat() throws -> Glibc.stat {
         var st = Glibc.stat()
-        guard fstat(raw, &st) == 0 else { throw BuildFSError.fromErrno("stat", path) }
+        guard fstat(raw, &st) == 0 else { throw SystemCallError("stat", path) }
         return st
     }
 
@@ -39,7 +39,7 @@ public final class FileDescriptor: @unchecked Sendable {
     public func statAt(_ name: [UInt8]) throws -> Glibc.stat {
         var st = Glibc.stat()
         let rc = withCString(name) { fstatat(raw, $0, &st, AT_SYMLINK_NOFOLLOW) }
-        guard rc == 0 else { throw BuildFSError.fromErrno("stat", childPath(name)) }
+        guard rc == 0 else { throw SystemCallError("stat", childPath(name)) }
         return st
     }
 
@@ -54,7 +54,7 @@ public final class FileDescriptor: @unchecked Sendable {
             let n = Glibc.read(raw, buffer.baseAddress! + done, buffer.count - done)
             if n < 0 {
                 if errno == EINTR { continue }
-                throw BuildFSError.fromErrno("read", path)
+                throw SystemCallError("read", path)
             }
             if n == 0 { break }
             done += n
@@ -82,21 +82,21 @@ public final class FileDescriptor: @unchecked Sendable {
             let n = Glibc.write(raw, bytes.baseAddress! + done, bytes.count - done)
             if n < 0 {
                 if errno == EINTR { continue }
-                throw BuildFSError.fromErrno("write", path)
+                throw SystemCallError("write", path)
             }
             done += n
         }
     }
 
     public func sync() throws {
-        guard fsync(raw) == 0 else { throw BuildFSError.fromErrno("fsync", path) }
+        guard fsync(raw) == 0 else { throw SystemCallError("fsync", path) }
     }
 
     /// Names in this directory, without "." and "..", in no particular order.
     public func directoryEntries() throws -> [[UInt8]] {
         let dupFD = dup(raw)
         guard dupFD >= 0, let dir = fdopendir(dupFD) else {
-            throw BuildFSError.fromErrno("open directory", path)
+            throw SystemCallError("open directory", path)
         }
         defer { closedir(dir) }
         rewinddir(dir)
@@ -104,7 +104,7 @@ public final class FileDescriptor: @unchecked Sendable {
         while true {
             errno = 0
             guard let entry = readdir(dir) else {
-                if errno != 0 { throw BuildFSError.fromErrno("read directory", path) }
+                if errno != 0 { throw SystemCallError("read directory", path) }
                 return names
             }
             let name = withUnsafeBytes(of: &entry.pointee.d_name) { raw -> [UInt8] in
@@ -131,7 +131,7 @@ public func replaceFile(_ path: String, with bytes: [UInt8], durable: Bool, mode
     guard rename(temp, path) == 0 else {
         let err = errno
         unlink(temp)
-        throw BuildFSError.fromErrno("rename", path, err)
+        throw SystemCallError("rename", path, code: err)
     }
 }
 
@@ -159,7 +159,7 @@ extension FileDescriptor {
             let n = pread(raw, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
             if n < 0 {
                 if errno == EINTR { continue }
-                throw BuildFSError.fromErrno("read", path)
+                throw SystemCallError("read", path)
             }
             if n == 0 { break }
             done += n

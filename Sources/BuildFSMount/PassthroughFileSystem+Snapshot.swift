@@ -3,76 +3,78 @@ import CFuse3
 import CLinuxCalls
 import Glibc
 
-/// How the passthrough meets the snapshot under it (see LowerSnapshot).
+/// How the passthrough meets the snapshot under it (see SnapshotLayer).
 /// Without a snapshot every method here is a no-op.
 extension PassthroughFileSystem {
-    /// The inode's lower state, read from its xattrs the first time.
-    func lowerState(_ inode: Inode) -> LowerState? {
-        guard lower != nil, !inode.isSymlink else { return nil }
-        return inode.withLowerState { state in loaded(&state, inode) }
+    /// The inode's layer state, read from its xattrs the first time.
+    func layerState(_ inode: Inode) -> LayerState? {
+        guard snapshot != nil, !inode.isSymlink else { return nil }
+        return inode.withLayerState { state in loaded(&state, inode) }
     }
 
     /// `state`, read from the inode's xattrs if it was not yet (under the
-    /// inode's lower-state lock).
-    private func loaded(_ state: inout LowerState?, _ inode: Inode) -> LowerState {
+    /// inode's layer-state lock).
+    private func loaded(_ state: inout LayerState?, _ inode: Inode) -> LayerState {
         if let state { return state }
-        var fresh = LowerState()
+        var fresh = LayerState()
         if inode.isDirectory {
-            fresh.pendingTree = Xattr.get(inode.procPath, LowerSnapshot.treeAttribute).flatMap(UpperLayout.decodeTreeID)
-        } else if inode.isRegularFile, let laidOut = lower?.takeLaidOut(inode.key) {
-            fresh.stub = laidOut.stub
-            fresh.indexed = laidOut.indexed
+            fresh.pendingTree = UpperLayout.pendingTree(at: .file(inode.procPath))
+        } else if inode.isRegularFile, let stubNotes = snapshot?.takeStubNote(inode.key) {
+            fresh.stub = stubNotes.stub
+            fresh.indexed = stubNotes.indexed
         } else if inode.isRegularFile {
-            fresh.stub = Xattr.get(inode.procPath, LowerSnapshot.stubAttribute).flatMap(StubReference.decode)
-            fresh.indexed = Xattr.get(inode.procPath, LowerSnapshot.indexedAttribute) != nil
+            fresh.stub = UpperLayout.stub(at: .file(inode.procPath))
+            fresh.indexed = UpperLayout.isIndexed(at: .file(inode.procPath))
         }
         state = fresh
         return fresh
     }
 
-    /// Every operation on a directory's names first lays out its snapshot
-    /// entries, and those of its subdirectories. A subdirectory is laid out
+    /// Every operation on a directory's names first expands it,
+    /// and its subdirectories. A subdirectory is expanded
     /// before anyone can see it, so no reader ever sees a directory's size,
     /// mtime or ctime change under it (tar would report every directory as
     /// "changed as we read it"). The cost is one level ahead of the walk.
     func ensureExpanded(_ directory: Inode) throws {
-        guard let lower, let state = lowerState(directory), !state.ready else { return }
-        try directory.withLowerState { state in
+        guard let snapshot, let state = layerState(directory), !state.ready else { return }
+        try directory.withLayerState { state in
             guard state?.ready == false else { return }
             do {
                 if let tree = state?.pendingTree {
-                    try lower.expand(directory.fd, tree: tree)
+                    try snapshot.expand(directory.fd, tree: tree)
                     state?.pendingTree = nil
                 }
-                try lower.expandSubdirectories(of: directory.fd)
-            } catch let error as BuildFSError {
-                log("expanding a directory of snapshot '\(lower.key)': \(error.description)")
-                throw Errno(code: EIO)
+                try snapshot.expandSubdirectories(of: directory.fd)
+            } catch {
+                // A failed call keeps its errno (ENOSPC stays ENOSPC); a
+                // store that fails is an I/O error.
+                log("expanding a directory of snapshot '\(snapshot.key)': \(error)")
+                throw SystemCallError("expand", code: (error as? SystemCallError)?.code ?? EIO)
             }
             state?.ready = true
         }
     }
 
-    /// The root is seen as soon as the mount is up: lay it out (and its
+    /// The root is seen as soon as the mount is up: expand it (and its
     /// subdirectories) before.
-    func layOutRoot() throws {
+    func expandRoot() throws {
         do {
             try ensureExpanded(table.root)
         } catch {
-            throw BuildFSError.usage("cannot lay out the root of snapshot '\(lower?.key ?? "")' in \(upperPath); see the log")
+            throw BuildFSError.usage("cannot expand the root of snapshot '\(snapshot?.key ?? "")' in \(upperPath); see the log")
         }
     }
 
     /// Before the first write or truncate, a stub gets its bytes.
-    func hydrateIfStub(_ inode: Inode) throws {
-        guard let lower, lowerState(inode)?.stub != nil else { return }
-        try inode.withLowerState { state in
+    func copyUpIfStub(_ inode: Inode) throws {
+        guard let snapshot, layerState(inode)?.stub != nil else { return }
+        try inode.withLayerState { state in
             guard let stub = state?.stub else { return }
             do {
-                try lower.hydrate(inode, stub: stub)
-            } catch let error as BuildFSError {
-                log("copying up a file of snapshot '\(lower.key)': \(error.description)")
-                throw Errno(code: EIO)
+                try snapshot.copyUp(inode.procPath, stub: stub)
+            } catch {
+                log("copying up a file of snapshot '\(snapshot.key)': \(error)")
+                throw SystemCallError("copy up", code: (error as? SystemCallError)?.code ?? EIO)
             }
             state?.stub = nil
             state?.content = nil
@@ -81,20 +83,20 @@ extension PassthroughFileSystem {
 
     /// What reads of the inode are served from while it is a stub: its
     /// chunk list, read from the snapshot once and kept with the inode.
-    /// Nil once it is hydrated (the upper file is current then).
+    /// Nil once it is copied up (the upper file is current then).
     /// Every read asks: one lock, taken once.
     func stubContent(_ inode: Inode) throws -> StubContent? {
-        guard let lower, inode.isRegularFile else { return nil }
-        return try inode.withLowerState { (state) throws(Errno) -> StubContent? in
+        guard let snapshot, inode.isRegularFile else { return nil }
+        return try inode.withLayerState { (state) throws(SystemCallError) -> StubContent? in
             guard let stub = loaded(&state, inode).stub else { return nil }
             if let content = state?.content { return content }
             do {
-                let content = StubContent(chunks: try lower.chunkList(of: stub))
+                let content = StubContent(chunks: try snapshot.chunkList(of: stub))
                 state?.content = content
                 return content
             } catch {
-                log("opening a file of snapshot '\(lower.key)': \(error)")
-                throw Errno(code: EIO)
+                log("opening a file of snapshot '\(snapshot.key)': \(error)")
+                throw SystemCallError("open", code: EIO)
             }
         }
     }
@@ -113,7 +115,7 @@ extension PassthroughFileSystem {
     func presented(_ inode: Inode, _ st: stat) -> stat {
         var shown = st
         shown.st_blksize = Self.preferredIOSize
-        guard let state = lowerState(inode) else { return shown }
+        guard let state = layerState(inode) else { return shown }
         // The hidden link index is a subdirectory of the root: not counted.
         if inode === table.root && shown.st_nlink > 2 { shown.st_nlink -= 1 }
         if state.stub != nil { shown.st_blocks = (st.st_size + 511) / 512 }
@@ -123,14 +125,14 @@ extension PassthroughFileSystem {
 
     /// The link index at the upper root is not part of the tree.
     func isInternal(_ parent: Inode, _ name: UnsafePointer<CChar>) -> Bool {
-        lower != nil && parent === table.root && strcmp(name, LowerSnapshot.internalDirectory) == 0
+        snapshot != nil && parent === table.root && strcmp(name, UpperLayout.internalDirectory) == 0
     }
 
-    /// A directory whose snapshot entries are not laid out yet looks empty
+    /// A directory whose snapshot entries are not created yet looks empty
     /// in the upper directory: rmdir and rename over it must see its
-    /// entries, and a directory moved elsewhere must stay laid out.
+    /// entries, and a directory moved elsewhere must stay expanded.
     func expandChild(_ parent: Inode, _ name: UnsafePointer<CChar>) throws {
-        guard lower != nil else { return }
+        guard snapshot != nil else { return }
         guard let (child, _) = try? lookupEntry(parent, name) else { return }
         defer { table.forget(table.number(of: child), count: 1) }
         if child.isDirectory { try ensureExpanded(child) }

@@ -1,7 +1,7 @@
 import Synchronization
 
 /// A least-recently-inserted cache bounded by the bytes of its values:
-/// decoded trees and decompressed chunks of the lower snapshot, which never
+/// decoded trees and decompressed chunks of the snapshot layer, which never
 /// change, so nothing is ever invalidated.
 final class ByteBudgetCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     private struct State {

@@ -1,20 +1,16 @@
-import BuildFSCore
-import Foundation
+import CLinuxCalls
 import Glibc
 
-extension LowerSnapshot {
+extension SnapshotLayer {
     /// The snapshot an earlier mount laid into `upper`, if any.
     public static func recorded(in upper: String) -> (root: ObjectID, key: String)? {
-        guard let value = Xattr.get(upper, snapshotAttribute) else { return nil }
-        let text = String(decoding: value, as: UTF8.self)
-        guard let space = text.firstIndex(of: " "), let root = ObjectID(hex: text[..<space]) else { return nil }
-        return (root, String(text[text.index(after: space)...]))
+        UpperLayout.snapshot(at: .file(upper))
     }
 
     /// Prepares `upper` to show `ref` (nothing is copied: the root is only
     /// marked pending), or takes up the snapshot an earlier mount of the same
     /// upper directory laid into it. Nil for a mount without a snapshot.
-    public static func attach(upper: String, store: any Store, ref: SnapshotRef?) throws -> LowerSnapshot? {
+    public static func attach(upper: String, store: any Store, ref: SnapshotRef?) throws -> SnapshotLayer? {
         let earlier = recorded(in: upper)
         let root: ObjectID, key: String
         if let ref {
@@ -39,25 +35,25 @@ extension LowerSnapshot {
             try store.openSnapshot(opened, fetch: .inBackground)
         }
         _ = try store.getTree(root) // fail now, with a clear message, if the store lacks it
-        let links = Glibc.open(upper + "/" + internalDirectory + "/links", 0o10000000 | O_DIRECTORY | O_CLOEXEC)
-        guard links >= 0 else { throw BuildFSError.fromErrno("open", upper + "/" + internalDirectory + "/links") }
-        return LowerSnapshot(store: store, root: root, key: key, linksFD: links, trace: ReadTraceRecorder(upper: upper))
+        let linksPath = upper + "/" + UpperLayout.linksDirectory
+        let links = try sys("open", linksPath) { Glibc.open(linksPath, BUILDFS_O_PATH | O_DIRECTORY | O_CLOEXEC) }
+        return SnapshotLayer(store: store, root: root, key: key, linksFD: links, trace: ReadTraceRecorder(upper: upper))
     }
 
     /// First mount of a snapshot on an upper directory: it must be empty.
     /// The snapshot mark goes last, so a half-prepared directory is retried.
     private static func initialize(_ upper: String, root: ObjectID, key: String) throws {
         let dir = try FileDescriptor.open(upper, O_RDONLY | O_DIRECTORY)
-        let present = try dir.directoryEntries().filter { $0 != Array(internalDirectory.utf8) }
+        let present = try dir.directoryEntries().filter { $0 != Array(UpperLayout.internalDirectory.utf8) }
         guard present.isEmpty else {
             throw BuildFSError.badTarget(path: upper, reason: "upper directory is not empty; a mount --from needs an empty "
                                          + "--upper (or the one an earlier mount of the same snapshot used)")
         }
-        try makeDirectories(upper + "/" + internalDirectory + "/links", mode: 0o700)
-        do {
-            try Xattr.set(dir.raw, treeAttribute, [1] + root.bytes)
-            try Xattr.set(dir.raw, snapshotAttribute, Array("\(root.hex) \(key)".utf8))
-        } catch let error as Errno {
+        try makeDirectories(upper + "/" + UpperLayout.linksDirectory, mode: 0o700)
+        do throws(SystemCallError) {
+            try UpperLayout.markPending(dir.raw, tree: root)
+            try UpperLayout.markSnapshot(dir.raw, root: root, key: key)
+        } catch {
             throw BuildFSError.usage("cannot set trusted.* xattrs on \(upper) (\(String(cString: strerror(error.code)))): "
                                      + "the upper directory must be on a file system with xattrs (ext4, xfs, btrfs, tmpfs), and mounting needs root")
         }

@@ -1,9 +1,8 @@
-import BuildFSCore
 import Synchronization
 
 /// The bytes of a file the snapshot still owns (a stub), as the chunks that
 /// hold them: found once per inode, then every read is a binary search.
-final class StubContent: Sendable {
+public final class StubContent: Sendable {
     let chunks: [ChunkRef]
     /// offsets[i] is where chunk i starts.
     let offsets: [UInt64]
@@ -11,7 +10,7 @@ final class StubContent: Sendable {
     /// few requests behind the first read's own block).
     private let restRequested = Atomic<Bool>(false)
 
-    init(chunks: [ChunkRef]) {
+    public init(chunks: [ChunkRef]) {
         self.chunks = chunks
         var offsets: [UInt64] = []
         offsets.reserveCapacity(chunks.count)
@@ -24,14 +23,14 @@ final class StubContent: Sendable {
     }
 
     /// Part of a chunk a read returns.
-    struct Piece {
-        var chunk: [UInt8]
-        var range: Range<Int>
+    public struct Piece {
+        public var chunk: [UInt8]
+        public var range: Range<Int>
     }
 
     /// Up to `size` bytes at `offset`, as the pieces of the chunks covering
     /// them (replied as they are: no copy into one buffer).
-    func read(_ lower: LowerSnapshot, size: Int, offset: UInt64) throws -> [Piece] {
+    public func read(_ snapshot: SnapshotLayer, size: Int, offset: UInt64) throws -> [Piece] {
         var pieces: [Piece] = []
         var served = 0
         // The first chunk ending after offset.
@@ -43,10 +42,10 @@ final class StubContent: Sendable {
         var index = low
         var position = offset
         while served < size, index < chunks.count {
-            let bytes = try lower.chunk(chunks[index])
+            let bytes = try snapshot.chunk(chunks[index])
             // A load first: every read passes here, the exchange happens once.
             if !restRequested.load(ordering: .relaxed) && !restRequested.exchange(true, ordering: .relaxed) {
-                lower.store.prefetch(chunks[(index + 1)...].map(\.id) + chunks[..<index].map(\.id))
+                snapshot.store.prefetch(chunks[(index + 1)...].map(\.id) + chunks[..<index].map(\.id))
             }
             let start = Int(position - offsets[index])
             let take = min(size - served, bytes.count - start)
@@ -55,7 +54,7 @@ final class StubContent: Sendable {
             position += UInt64(take)
             index += 1
         }
-        lower.counters.bytesServed.add(UInt64(served), ordering: .relaxed)
+        snapshot.counters.bytesServed.add(UInt64(served), ordering: .relaxed)
         return pieces
     }
 }

@@ -18,9 +18,7 @@ public final class StoreLock: Sendable {
     /// Waits for any gc to finish, then holds the lock shared.
     static func shared(_ root: String) throws -> StoreLock {
         let lock = StoreLock(file: try FileDescriptor.open(path(root), O_RDWR | O_CREAT, mode: 0o666))
-        while flock(lock.file.raw, LOCK_SH) != 0 {
-            guard errno == EINTR else { throw SystemCallError("lock", path(root)) }
-        }
+        try sys("flock", path(root)) { flock(lock.file.raw, LOCK_SH) }
         return lock
     }
 
@@ -30,7 +28,7 @@ public final class StoreLock: Sendable {
         let lock = StoreLock(file: try FileDescriptor.open(path(root), O_RDWR | O_CREAT, mode: 0o666))
         let deadline = Date().addingTimeInterval(timeout)
         while flock(lock.file.raw, LOCK_EX | LOCK_NB) != 0 {
-            guard errno == EWOULDBLOCK || errno == EINTR else { throw SystemCallError("lock", path(root)) }
+            guard errno == EWOULDBLOCK else { throw SystemCallError("flock", path(root)) }
             if Date() > deadline {
                 throw BuildFSError.storeUnusable(
                     path: root, reason: "imports or commits kept the store busy for \(Int(timeout)) s; retry later")

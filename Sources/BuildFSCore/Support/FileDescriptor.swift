@@ -51,11 +51,7 @@ public final class FileDescriptor: @unchecked Sendable {
     public func readFully(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         var done = 0
         while done < buffer.count {
-            let n = Glibc.read(raw, buffer.baseAddress! + done, buffer.count - done)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw SystemCallError("read", path)
-            }
+            let n = try sys("read", path) { Glibc.read(raw, buffer.baseAddress! + done, buffer.count - done) }
             if n == 0 { break }
             done += n
         }
@@ -79,11 +75,7 @@ public final class FileDescriptor: @unchecked Sendable {
     public func writeAll(_ bytes: UnsafeRawBufferPointer) throws {
         var done = 0
         while done < bytes.count {
-            let n = Glibc.write(raw, bytes.baseAddress! + done, bytes.count - done)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw SystemCallError("write", path)
-            }
+            let n = try sys("write", path) { Glibc.write(raw, bytes.baseAddress! + done, bytes.count - done) }
             done += n
         }
     }
@@ -156,11 +148,7 @@ extension FileDescriptor {
     public func readFully(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws -> Int {
         var done = 0
         while done < buffer.count {
-            let n = pread(raw, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw SystemCallError("read", path)
-            }
+            let n = try sys("read", path) { pread(raw, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done)) }
             if n == 0 { break }
             done += n
         }

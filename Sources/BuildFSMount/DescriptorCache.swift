@@ -6,7 +6,7 @@ import Synchronization
 /// bound. An inode keeps a descriptor while it is used; cold ones are closed
 /// and reopened from their file handle (name_to_handle_at) when needed
 /// again. Without it a tree of 200k files needs 200k descriptors, and the
-/// hard limit can be far snapshot~(20000 here, with no CAP_SYS_RESOURCE).
+/// hard limit can be far lower (20000 here, with no CAP_SYS_RESOURCE).
 ///
 /// A descriptor is only closed while no request runs: every request holds
 /// the gate shared, eviction holds it exclusive (see `serving`). So a

@@ -19,9 +19,9 @@ extension PassthroughFileSystem {
         var fresh = LayerState()
         if inode.isDirectory {
             fresh.pendingTree = UpperLayout.pendingTree(at: .file(inode.procPath))
-        } else if inode.isRegularFile, let stubNotes = snapshot?.takeStubNote(inode.key) {
-            fresh.stub = stubNotes.stub
-            fresh.indexed = stubNotes.indexed
+        } else if inode.isRegularFile, let note = snapshot?.takeStubNote(inode.key) {
+            fresh.stub = note.stub
+            fresh.indexed = note.indexed
         } else if inode.isRegularFile {
             fresh.stub = UpperLayout.stub(at: .file(inode.procPath))
             fresh.indexed = UpperLayout.isIndexed(at: .file(inode.procPath))

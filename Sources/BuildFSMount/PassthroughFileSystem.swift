@@ -15,6 +15,26 @@ import Glibc
 /// (`keep_cache`), and directory listings are cached (`cache_readdir`).
 /// Writes go through to the upper file at once (no writeback cache: see
 /// `negotiate`), so the upper directory is always what readers see.
+///
+/// State and locks, in the order they may be taken (a lock is only ever
+/// taken while holding locks above it in this list, never below):
+///
+/// 1. the descriptor gate (DescriptorCache): every request holds it shared
+///    for its whole run, eviction exclusive between requests;
+/// 2. a directory handle's stream state (DirectoryHandle.state), during
+///    readdir, which may look entries up (4, 5);
+/// 3. an inode's layer state (Inode.withLayerState, one lock per inode):
+///    held through an expansion or a copy-up of that inode, which call the
+///    snapshot layer (5) but never another inode's layer state;
+/// 4. the inode table (InodeTable.inodes): lookups counted and forgotten;
+///    nothing is called under it but the map and `Inode.isEvictable`;
+/// 5. leaves, which call nothing that locks: the snapshot layer's stub
+///    notes, link index lock, tree and chunk caches (ByteBudgetCache), the
+///    read trace's set, and the store's own locks (block cache, pack
+///    catalog, SingleFlight).
+///
+/// Per inode without a lock: the O_PATH descriptor (atomic, see Inode) and
+/// the lookup count (changed under 4 only).
 public final class PassthroughFileSystem: Sendable {
     let table: InodeTable
     let upperPath: String

@@ -11,9 +11,6 @@ public enum MountDaemon {
     public static func serve(mountpoint: String, upper: String, options: [String], snapshot: SnapshotLayer? = nil,
                              ready: () -> Void) throws {
         raiseFileLimit()
-        // A request's file handle 0 means "none" (no-open mode, see
-        // PassthroughFileSystem+Files): descriptor 0 must be taken.
-        if fcntl(0, F_GETFD) < 0 { _ = open("/dev/null", O_RDONLY) }
         // The kernel leaves the caller's umask to the daemon (DONT_MASK),
         // which applies it per request (creationMode): its own must be 0.
         umask(0)

@@ -36,10 +36,10 @@ extension PassthroughFileSystem {
         replying(req) {
             let inode = table.inode(ino)
             if fi.pointee.flags & O_ACCMODE == O_RDONLY, try stubContent(inode) != nil {
-                fi.pointee.fh = 0
+                RegularFileHandle.set(fi, descriptor: nil)
             } else {
                 if fi.pointee.flags & O_ACCMODE != O_RDONLY { try copyUpIfStub(inode) }
-                fi.pointee.fh = UInt64(try sys("open") { Glibc.open(inode.procPath, openFlags(fi.pointee.flags)) })
+                RegularFileHandle.set(fi, descriptor: try sys("open") { Glibc.open(inode.procPath, openFlags(fi.pointee.flags)) })
             }
             setCaching(fi)
             fuse_reply_open(req, fi)
@@ -71,7 +71,7 @@ extension PassthroughFileSystem {
     @discardableResult
     func withDescriptor<R>(_ inode: Inode, _ fi: UnsafeMutablePointer<fuse_file_info>, _ flags: Int32,
                            _ body: (Int32) throws -> R) throws -> R {
-        if fi.pointee.fh != 0 { return try body(Int32(truncatingIfNeeded: fi.pointee.fh)) }
+        if let fd = RegularFileHandle.descriptor(fi) { return try body(fd) }
         let fd = try sys("open") { Glibc.open(inode.procPath, flags | O_CLOEXEC) }
         defer { close(fd) }
         return try body(fd)
@@ -176,8 +176,8 @@ extension PassthroughFileSystem {
             return
         }
         replying(req) {
-            if fi.pointee.fh != 0 {
-                let copy = try sys("dup") { dup(Int32(truncatingIfNeeded: fi.pointee.fh)) }
+            if let fd = RegularFileHandle.descriptor(fi) {
+                let copy = try sys("dup") { dup(fd) }
                 if close(copy) != 0 { throw SystemCallError("close") }
             }
             fuse_reply_err(req, 0)
@@ -185,7 +185,7 @@ extension PassthroughFileSystem {
     }
 
     func release(_ req: fuse_req_t, _ fi: UnsafeMutablePointer<fuse_file_info>) {
-        if fi.pointee.fh != 0 { close(Int32(truncatingIfNeeded: fi.pointee.fh)) }
+        if let fd = RegularFileHandle.descriptor(fi) { close(fd) }
         fuse_reply_err(req, 0)
     }
 
@@ -209,5 +209,19 @@ extension PassthroughFileSystem {
             try withDescriptor(inode, fi, O_WRONLY) { fd in try sys("fallocate") { buildfs_fallocate(fd, mode, offset, length) } }
             fuse_reply_err(req, 0)
         }
+    }
+}
+
+/// A regular file's FUSE handle (`fh`): its upper descriptor plus one, so
+/// that 0 means "no descriptor" (a stub read from the store, or no-open
+/// mode) whatever descriptors the process has open. Directories' handles
+/// are DirectoryHandle objects instead (PassthroughFileSystem+Directories).
+enum RegularFileHandle {
+    static func set(_ fi: UnsafeMutablePointer<fuse_file_info>, descriptor: Int32?) {
+        fi.pointee.fh = descriptor.map { UInt64($0) + 1 } ?? 0
+    }
+
+    static func descriptor(_ fi: UnsafeMutablePointer<fuse_file_info>) -> Int32? {
+        fi.pointee.fh == 0 ? nil : Int32(truncatingIfNeeded: fi.pointee.fh - 1)
     }
 }

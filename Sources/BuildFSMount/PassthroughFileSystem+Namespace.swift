@@ -116,7 +116,7 @@ extension PassthroughFileSystem {
             do {
                 let (inode, st) = try lookupEntry(directory, name)
                 var entry = entryParam(inode, st)
-                fi.pointee.fh = servesWithoutOpens ? 0 : UInt64(fd)
+                RegularFileHandle.set(fi, descriptor: servesWithoutOpens ? nil : fd)
                 setCaching(fi)
                 fuse_reply_create(req, &entry, fi)
             } catch {

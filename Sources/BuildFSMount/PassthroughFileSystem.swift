@@ -193,7 +193,7 @@ public final class PassthroughFileSystem: Sendable {
             let inode = table.inode(ino)
             // A truncate changes content: a stub gets its bytes first.
             if toSet & FUSE_SET_ATTR_SIZE != 0 { try copyUpIfStub(inode) }
-            let handle = fi.flatMap { $0.pointee.fh != 0 ? Int32(truncatingIfNeeded: $0.pointee.fh) : nil }
+            let handle = fi.flatMap(RegularFileHandle.descriptor)
             if toSet & FUSE_SET_ATTR_MODE != 0 {
                 if let handle { try sys("fchmod") { fchmod(handle, attr.st_mode) } } else { try sys("chmod") { chmod(inode.procPath, attr.st_mode) } }
             }

@@ -1,5 +1,6 @@
 import BuildFSCore
 import CFuse3
+import CLinuxCalls
 import Glibc
 import Synchronization
 
@@ -25,6 +26,18 @@ final class InodeTable: Sendable {
     func number(of inode: Inode) -> fuse_ino_t {
         if inode === root { return fuse_ino_t(FUSE_ROOT_ID) }
         return fuse_ino_t(UInt(bitPattern: Unmanaged.passUnretained(inode).toOpaque()))
+    }
+
+    /// Finds `name` in `parent` and counts a kernel lookup of it.
+    func lookUp(_ name: UnsafePointer<CChar>, in parent: Inode) throws -> (Inode, stat) {
+        let fd = try sys("openat") { openat(parent.fd, name, BUILDFS_O_PATH | O_NOFOLLOW | O_CLOEXEC) }
+        var st = stat()
+        guard fstatat(fd, "", &st, BUILDFS_AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 else {
+            let error = SystemCallError("fstatat")
+            close(fd)
+            throw error
+        }
+        return (remember(fd: fd, stat: st), st)
     }
 
     /// Counts one kernel lookup of the file open as `fd` (O_PATH): returns

@@ -15,7 +15,7 @@ public enum MountDaemon {
         // which applies it per request (creationMode): its own must be 0.
         umask(0)
         let fileSystem = try PassthroughFileSystem(upper: upper, snapshot: snapshot)
-        if snapshot != nil { try fileSystem.expandRoot() }
+        try fileSystem.snapshot?.expandRoot()
         var operations = FuseOperations.table()
         let arguments = ["buildfs", "-o", MountOptions.fuseOptionString(options)]
         var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
@@ -42,7 +42,7 @@ public enum MountDaemon {
                                      + "CAP_SYS_ADMIN (\(MountPreflight.containerHint))")
         }
         // Only over a snapshot: measured, plain mounts read as fast either way.
-        if snapshot != nil, let problem = KernelReadAhead.raise(mountpoint: resolvedMountpoint) { fileSystem.log(problem) }
+        if snapshot != nil, let problem = KernelReadAhead.raise(mountpoint: resolvedMountpoint) { daemonLog(problem) }
         ready()
         if let snapshot { publishCounters(snapshot, mountpoint: mountpoint) }
         // Ten idle threads: enough for make -j and parallel reads on two cores.

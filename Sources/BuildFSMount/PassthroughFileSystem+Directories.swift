@@ -16,6 +16,12 @@ final class DirectoryHandle: @unchecked Sendable {
     struct State {
         var offset = 0
         var pending: Pending?
+
+        /// The reply took `entry` (or skipped it): the next starts after it.
+        mutating func advance(past entry: Pending) {
+            pending = nil
+            offset = entry.nextOffset
+        }
     }
 
     let stream: OpaquePointer
@@ -24,6 +30,28 @@ final class DirectoryHandle: @unchecked Sendable {
     init(stream: OpaquePointer) { self.stream = stream }
 
     deinit { closedir(stream) }
+
+    /// The stream's next entry (its name NUL-terminated, for the reply);
+    /// nil at the end.
+    func readEntry() throws(SystemCallError) -> Pending? {
+        errno = 0
+        guard let next = Glibc.readdir(stream) else {
+            if errno != 0 { throw SystemCallError("readdir") }
+            return nil
+        }
+        return Pending(name: entryName(next).map { CChar(bitPattern: $0) } + [0], inode: UInt64(next.pointee.d_ino),
+                       type: next.pointee.d_type, nextOffset: Int(next.pointee.d_off))
+    }
+}
+
+/// What became of one entry offered to a readdir reply.
+private enum Placement {
+    case added(bytes: Int)
+    /// Not shown (the link index), or gone since the stream listed it.
+    case skipped
+    /// No room left: the entry waits for the next reply.
+    case full
+    case failed(Int32)
 }
 
 /// Directories follow files (PassthroughFileSystem+Files): a daemon in
@@ -53,7 +81,7 @@ extension PassthroughFileSystem {
     /// A stream on the upper directory, expanded first if it comes from
     /// the snapshot.
     private func openDirectory(_ inode: Inode) throws -> DirectoryHandle {
-        try ensureExpanded(inode)
+        try snapshot?.ensureExpanded(inode)
         let fd = try sys("openat") { openat(inode.fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
         guard let stream = fdopendir(fd) else {
             let error = SystemCallError("fdopendir")
@@ -117,71 +145,30 @@ extension PassthroughFileSystem {
                 if let pending = state.pending {
                     entry = pending
                 } else {
-                    errno = 0
-                    guard let next = Glibc.readdir(directory.stream) else {
-                        if errno != 0 { failure = errno }
-                        break
-                    }
-                    entry = DirectoryHandle.Pending(
-                        name: withUnsafeBytes(of: next.pointee.d_name) { raw in
-                            let bytes = raw.bindMemory(to: CChar.self)
-                            return Array(bytes.prefix(upTo: bytes.firstIndex(of: 0) ?? bytes.count)) + [0]
-                        },
-                        inode: UInt64(next.pointee.d_ino), type: next.pointee.d_type, nextOffset: Int(next.pointee.d_off))
-                }
-                let isDot = entry.name == [0x2E, 0] || entry.name == [0x2E, 0x2E, 0]
-                if snapshot != nil && parent === table.root && entry.name.withUnsafeBufferPointer({ isInternal(parent, $0.baseAddress!) }) {
-                    state.pending = nil
-                    state.offset = entry.nextOffset
-                    continue
-                }
-                let room = size - used
-                var added = 0
-                if plus {
-                    var param = fuse_entry_param()
-                    if isDot {
-                        param.attr.st_ino = ino_t(entry.inode)
-                        param.attr.st_mode = mode_t(entry.type) << 12
-                    } else {
-                        do {
-                            let (inode, st) = try entry.name.withUnsafeBufferPointer { try lookupEntry(parent, $0.baseAddress!) }
-                            param = entryParam(inode, st)
-                        } catch let error as SystemCallError {
-                            if error.code == ENOENT { // gone since readdir saw it
-                                state.pending = nil
-                                state.offset = entry.nextOffset
-                                continue
-                            }
-                            failure = error.code
-                            break
-                        } catch {
-                            failure = EIO
-                            break
-                        }
-                    }
-                    added = buffer.withUnsafeMutableBufferPointer { out in
-                        fuse_add_direntry_plus(req, out.baseAddress! + used, room, entry.name, &param, off_t(entry.nextOffset))
-                    }
-                    if added > room {
-                        if !isDot { table.forget(param.ino, count: 1) } // the kernel will not see it now
-                        state.pending = entry
-                        break
-                    }
-                } else {
-                    var st = stat()
-                    st.st_ino = ino_t(entry.inode)
-                    st.st_mode = mode_t(entry.type) << 12
-                    added = buffer.withUnsafeMutableBufferPointer { out in
-                        fuse_add_direntry(req, out.baseAddress! + used, room, entry.name, &st, off_t(entry.nextOffset))
-                    }
-                    if added > room {
-                        state.pending = entry
-                        break
+                    do throws(SystemCallError) {
+                        guard let next = try directory.readEntry() else { return }
+                        entry = next
+                    } catch {
+                        failure = error.code
+                        return
                     }
                 }
-                used += added
-                state.pending = nil
-                state.offset = entry.nextOffset
+                let placement = buffer.withUnsafeMutableBufferPointer { out in
+                    place(entry, of: parent, into: out.baseAddress! + used, room: size - used, req, plus: plus)
+                }
+                switch placement {
+                case let .added(bytes):
+                    used += bytes
+                    state.advance(past: entry)
+                case .skipped:
+                    state.advance(past: entry)
+                case .full:
+                    state.pending = entry
+                    return
+                case let .failed(code):
+                    failure = code
+                    return
+                }
             }
         }
         // An error after some entries still returns those entries.
@@ -190,5 +177,43 @@ extension PassthroughFileSystem {
         } else {
             fuse_reply_buf(req, buffer, used)
         }
+    }
+
+    /// Adds `entry` to a reply at `out` if it fits in `room`. With `plus`,
+    /// an entry but "." and ".." is looked up (counted as a kernel lookup
+    /// only if it fits).
+    private func place(_ entry: DirectoryHandle.Pending, of parent: Inode, into out: UnsafeMutablePointer<CChar>,
+                       room: Int, _ req: fuse_req_t, plus: Bool) -> Placement {
+        if let snapshot, entry.name.withUnsafeBufferPointer({ snapshot.isInternal(parent, $0.baseAddress!) }) {
+            return .skipped
+        }
+        guard plus else {
+            var st = stat()
+            st.st_ino = ino_t(entry.inode)
+            st.st_mode = mode_t(entry.type) << 12
+            let added = fuse_add_direntry(req, out, room, entry.name, &st, off_t(entry.nextOffset))
+            return added > room ? .full : .added(bytes: added)
+        }
+        var param = fuse_entry_param()
+        let isDot = entry.name == [0x2E, 0] || entry.name == [0x2E, 0x2E, 0]
+        if isDot {
+            param.attr.st_ino = ino_t(entry.inode)
+            param.attr.st_mode = mode_t(entry.type) << 12
+        } else {
+            do {
+                let (inode, st) = try entry.name.withUnsafeBufferPointer { try table.lookUp($0.baseAddress!, in: parent) }
+                param = entryParam(inode, st)
+            } catch let error as SystemCallError {
+                return error.code == ENOENT ? .skipped : .failed(error.code)
+            } catch {
+                return .failed(EIO)
+            }
+        }
+        let added = fuse_add_direntry_plus(req, out, room, entry.name, &param, off_t(entry.nextOffset))
+        guard added <= room else {
+            if !isDot { table.forget(param.ino, count: 1) } // the kernel will not see it now
+            return .full
+        }
+        return .added(bytes: added)
     }
 }

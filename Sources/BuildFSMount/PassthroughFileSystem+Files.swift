@@ -35,10 +35,10 @@ extension PassthroughFileSystem {
         }
         replying(req) {
             let inode = table.inode(ino)
-            if fi.pointee.flags & O_ACCMODE == O_RDONLY, try stubContent(inode) != nil {
+            if fi.pointee.flags & O_ACCMODE == O_RDONLY, try snapshot?.stubContent(inode) != nil {
                 RegularFileHandle.set(fi, descriptor: nil)
             } else {
-                if fi.pointee.flags & O_ACCMODE != O_RDONLY { try copyUpIfStub(inode) }
+                if fi.pointee.flags & O_ACCMODE != O_RDONLY { try snapshot?.copyUpIfStub(inode) }
                 RegularFileHandle.set(fi, descriptor: try sys("open") { Glibc.open(inode.procPath, openFlags(fi.pointee.flags)) })
             }
             setCaching(fi)
@@ -87,15 +87,15 @@ extension PassthroughFileSystem {
               _ fi: UnsafeMutablePointer<fuse_file_info>) {
         let inode = table.inode(ino)
         let stub: StubContent?
-        do { stub = try stubContent(inode) } catch {
+        do { stub = try snapshot?.stubContent(inode) } catch {
             replyError(req, error)
             return
         }
         if let stub, let snapshot {
             do {
-                reply(req, with: try stub.read(snapshot, size: size, offset: UInt64(offset)))
+                reply(req, with: try stub.read(snapshot.layer, size: size, offset: UInt64(offset)))
             } catch {
-                log("read of snapshot '\(snapshot.key)' failed: \(error)")
+                daemonLog("read of snapshot '\(snapshot.layer.key)' failed: \(error)")
                 fuse_reply_err(req, EIO)
             }
             return
@@ -157,7 +157,7 @@ extension PassthroughFileSystem {
                      _ offset: off_t, _ fi: UnsafeMutablePointer<fuse_file_info>) {
         replying(req) {
             let inode = table.inode(ino)
-            try copyUpIfStub(inode)
+            try snapshot?.copyUpIfStub(inode)
             let written = try withDescriptor(inode, fi, O_WRONLY) { buildfs_write_buf_to_fd(buffers, $0, offset) }
             if written < 0 { throw SystemCallError("write", code: Int32(-written)) }
             fuse_reply_write(req, Int(written))
@@ -193,7 +193,7 @@ extension PassthroughFileSystem {
     func fsync(_ req: fuse_req_t, _ ino: fuse_ino_t, _ dataOnly: Bool, _ fi: UnsafeMutablePointer<fuse_file_info>) {
         replying(req) {
             let inode = table.inode(ino)
-            if layerState(inode)?.stub == nil {
+            if snapshot?.layerState(inode)?.stub == nil {
                 try withDescriptor(inode, fi, O_RDONLY) { fd in try sys("fsync") { dataOnly ? fdatasync(fd) : Glibc.fsync(fd) } }
             }
             fuse_reply_err(req, 0)
@@ -205,7 +205,7 @@ extension PassthroughFileSystem {
                    _ fi: UnsafeMutablePointer<fuse_file_info>) {
         replying(req) {
             let inode = table.inode(ino)
-            try copyUpIfStub(inode)
+            try snapshot?.copyUpIfStub(inode)
             try withDescriptor(inode, fi, O_WRONLY) { fd in try sys("fallocate") { buildfs_fallocate(fd, mode, offset, length) } }
             fuse_reply_err(req, 0)
         }

@@ -11,10 +11,10 @@ extension PassthroughFileSystem {
                         asDaemon: Bool = false, _ make: (Inode) throws -> Void) {
         replying(req) {
             let directory = table.inode(parent)
-            try ensureExpanded(directory)
-            if isInternal(directory, name) { throw SystemCallError("create", code: EPERM) }
+            try snapshot?.ensureExpanded(directory)
+            if snapshot?.isInternal(directory, name) == true { throw SystemCallError("create", code: EPERM) }
             if asDaemon { try make(directory) } else { try asCaller(req) { try make(directory) } }
-            let (inode, st) = try lookupEntry(directory, name)
+            let (inode, st) = try table.lookUp(name, in: directory)
             var entry = entryParam(inode, st)
             fuse_reply_entry(req, &entry)
         }
@@ -45,8 +45,8 @@ extension PassthroughFileSystem {
     func unlink(_ req: fuse_req_t, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>) {
         replying(req) {
             let directory = table.inode(parent)
-            try ensureExpanded(directory)
-            if isInternal(directory, name) { throw SystemCallError("unlink", code: ENOENT) }
+            try snapshot?.ensureExpanded(directory)
+            if snapshot?.isInternal(directory, name) == true { throw SystemCallError("unlink", code: ENOENT) }
             holdIfLastLink(directory, name)
             try sys("unlinkat") { unlinkat(directory.fd, name, 0) }
             fuse_reply_err(req, 0)
@@ -56,9 +56,9 @@ extension PassthroughFileSystem {
     func rmdir(_ req: fuse_req_t, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>) {
         replying(req) {
             let directory = table.inode(parent)
-            try ensureExpanded(directory)
-            if isInternal(directory, name) { throw SystemCallError("rmdir", code: ENOENT) }
-            try expandChild(directory, name)
+            try snapshot?.ensureExpanded(directory)
+            if snapshot?.isInternal(directory, name) == true { throw SystemCallError("rmdir", code: ENOENT) }
+            try snapshot?.expandChild(directory, name)
             try sys("unlinkat") { unlinkat(directory.fd, name, AT_REMOVEDIR) }
             fuse_reply_err(req, 0)
         }
@@ -70,13 +70,13 @@ extension PassthroughFileSystem {
                 _ newParent: fuse_ino_t, _ newName: UnsafePointer<CChar>, _ flags: UInt32) {
         replying(req) {
             let source = table.inode(parent), target = table.inode(newParent)
-            try ensureExpanded(source)
-            try ensureExpanded(target)
-            if isInternal(source, name) || isInternal(target, newName) { throw SystemCallError("rename", code: EPERM) }
+            try snapshot?.ensureExpanded(source)
+            try snapshot?.ensureExpanded(target)
+            if snapshot?.isInternal(source, name) == true || snapshot?.isInternal(target, newName) == true { throw SystemCallError("rename", code: EPERM) }
             // Replacing a directory needs it empty: see its snapshot entries;
             // and a directory moved keeps the "expanded before seen" rule.
-            try expandChild(target, newName)
-            try expandChild(source, name)
+            try snapshot?.expandChild(target, newName)
+            try snapshot?.expandChild(source, name)
             if flags & UInt32(BUILDFS_RENAME_EXCHANGE) == 0 { holdIfLastLink(target, newName) }
             let from = source.fd, to = target.fd
             if flags == 0 {
@@ -106,15 +106,15 @@ extension PassthroughFileSystem {
                 _ fi: UnsafeMutablePointer<fuse_file_info>) {
         replying(req) {
             let directory = table.inode(parent)
-            try ensureExpanded(directory)
-            if isInternal(directory, name) { throw SystemCallError("create", code: EPERM) }
+            try snapshot?.ensureExpanded(directory)
+            if snapshot?.isInternal(directory, name) == true { throw SystemCallError("create", code: EPERM) }
             let flags = openFlags(fi.pointee.flags) | O_CREAT
             let fd = try asCaller(req) {
                 try sys("openat") { openat(directory.fd, name, flags, creationMode(req, in: directory, mode)) }
             }
             if servesWithoutOpens { close(fd) }
             do {
-                let (inode, st) = try lookupEntry(directory, name)
+                let (inode, st) = try table.lookUp(name, in: directory)
                 var entry = entryParam(inode, st)
                 RegularFileHandle.set(fi, descriptor: servesWithoutOpens ? nil : fd)
                 setCaching(fi)

@@ -4,9 +4,13 @@ import CLinuxCalls
 import Glibc
 
 /// The file system the daemon serves: the upper directory, as it is, at the
-/// mount point. Every FUSE request lands in one of the methods of this class
-/// and its extensions (one file per group of operations); each method
-/// replies to the request itself.
+/// mount point. Every FUSE request lands in one of the methods of this class,
+/// grouped by what they serve: names (+Namespace: lookup, create, link,
+/// rename, remove), file contents (+Files), directory listings
+/// (+Directories), attributes and xattrs (+Attributes); each method replies
+/// to the request itself. Over a snapshot, `snapshot` (SnapshotSide) is
+/// asked first: it expands directories, copies up stubs, serves stub reads
+/// and hides the layout.
 ///
 /// Kernel caching is turned up because the daemon is the only writer of the
 /// upper directory while it is mounted (writing to the upper directory
@@ -44,8 +48,8 @@ public final class PassthroughFileSystem: Sendable {
     let switchesIdentity: Bool
     let daemonUID: uid_t
     let daemonGID: gid_t
-    /// The snapshot under the upper directory, if the mount has one.
-    let snapshot: SnapshotLayer?
+    /// The snapshot side, if the mount has a snapshot under it.
+    let snapshot: SnapshotSide?
     /// Whether closing an upper file never fails (see UpperFileSystemType).
     let upperCloseReportsNothing: Bool
     /// FUSE no-open mode: the kernel opens files without asking (see
@@ -53,16 +57,17 @@ public final class PassthroughFileSystem: Sendable {
     /// file for writing, whatever its mode.
     let servesWithoutOpens: Bool
 
-    public init(upper: String, snapshot: SnapshotLayer? = nil) throws {
+    public init(upper: String, snapshot layer: SnapshotLayer? = nil) throws {
         upperPath = upper
-        self.snapshot = snapshot
         let fd = Glibc.open(upper, BUILDFS_O_PATH | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { throw SystemCallError("open upper directory", upper) }
         var st = stat()
         fstat(fd, &st)
-        table = InodeTable(root: Inode(fd: fd, key: InodeKey(device: UInt64(st.st_dev), inode: UInt64(st.st_ino)),
-                                       type: S_IFDIR, cache: nil),
-                           cache: DescriptorCache(mountFD: Glibc.open(upper, O_RDONLY | O_DIRECTORY | O_CLOEXEC)))
+        let table = InodeTable(root: Inode(fd: fd, key: InodeKey(device: UInt64(st.st_dev), inode: UInt64(st.st_ino)),
+                                           type: S_IFDIR, cache: nil),
+                               cache: DescriptorCache(mountFD: Glibc.open(upper, O_RDONLY | O_DIRECTORY | O_CLOEXEC)))
+        self.table = table
+        snapshot = layer.map { SnapshotSide(layer: $0, table: table, upperPath: upper) }
         upperCloseReportsNothing = UpperFileSystemType.closeReportsNothing(on: fd)
         daemonUID = geteuid()
         daemonGID = getegid()
@@ -103,16 +108,19 @@ public final class PassthroughFileSystem: Sendable {
         return st
     }
 
-    /// Finds `name` in `parent` and counts a kernel lookup of it.
-    func lookupEntry(_ parent: Inode, _ name: UnsafePointer<CChar>) throws -> (Inode, stat) {
-        let fd = try sys("openat") { openat(parent.fd, name, BUILDFS_O_PATH | O_NOFOLLOW | O_CLOEXEC) }
-        var st = stat()
-        guard fstatat(fd, "", &st, BUILDFS_AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 else {
-            let error = SystemCallError("fstatat")
-            close(fd)
-            throw error
-        }
-        return (table.remember(fd: fd, stat: st), st)
+    /// The preferred I/O size a stat shows (st_blksize). stdio sizes its
+    /// buffer by it (up to BUFSIZ, 8 KiB), and through FUSE every write()
+    /// is a round trip (two when it starts inside a page the kernel has not
+    /// cached, as most of them do): the upper file system's 4 KiB doubled
+    /// the requests of `ar` and `ld` writing a library.
+    static let preferredIOSize = 128 << 10
+
+    /// Attributes as the user sees them: a preferred I/O size of a FUSE
+    /// request's worth, and what the snapshot side hides.
+    func presented(_ inode: Inode, _ st: stat) -> stat {
+        var shown = snapshot?.presented(inode, st) ?? st
+        shown.st_blksize = Self.preferredIOSize
+        return shown
     }
 
     // MARK: caller identity
@@ -151,14 +159,14 @@ public final class PassthroughFileSystem: Sendable {
         return defaultACL > 0 ? mode : mode & ~umask
     }
 
-    // MARK: lookup, forget, attributes
+    // MARK: lookup, forget
 
     func lookup(_ req: fuse_req_t, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>) {
         do {
             let directory = table.inode(parent)
-            try ensureExpanded(directory)
-            if isInternal(directory, name) { throw SystemCallError("lookup", code: ENOENT) }
-            let (inode, st) = try lookupEntry(directory, name)
+            try snapshot?.ensureExpanded(directory)
+            if snapshot?.isInternal(directory, name) == true { throw SystemCallError("lookup", code: ENOENT) }
+            let (inode, st) = try table.lookUp(name, in: directory)
             var entry = entryParam(inode, st)
             fuse_reply_entry(req, &entry)
         } catch let error as SystemCallError where error.code == ENOENT {
@@ -177,71 +185,5 @@ public final class PassthroughFileSystem: Sendable {
 
     func forget(_ ino: fuse_ino_t, _ count: UInt64) {
         table.forget(ino, count: count)
-    }
-
-    func getattr(_ req: fuse_req_t, _ ino: fuse_ino_t) {
-        replying(req) {
-            let inode = table.inode(ino)
-            var st = presented(inode, try statOf(inode))
-            fuse_reply_attr(req, &st, timeout)
-        }
-    }
-
-    func setattr(_ req: fuse_req_t, _ ino: fuse_ino_t, _ attr: stat, _ toSet: Int32,
-                 _ fi: UnsafeMutablePointer<fuse_file_info>?) {
-        replying(req) {
-            let inode = table.inode(ino)
-            // A truncate changes content: a stub gets its bytes first.
-            if toSet & FUSE_SET_ATTR_SIZE != 0 { try copyUpIfStub(inode) }
-            let handle = fi.flatMap(RegularFileHandle.descriptor)
-            if toSet & FUSE_SET_ATTR_MODE != 0 {
-                if let handle { try sys("fchmod") { fchmod(handle, attr.st_mode) } } else { try sys("chmod") { chmod(inode.procPath, attr.st_mode) } }
-            }
-            if toSet & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID) != 0 {
-                let uid = toSet & FUSE_SET_ATTR_UID != 0 ? attr.st_uid : uid_t.max
-                let gid = toSet & FUSE_SET_ATTR_GID != 0 ? attr.st_gid : gid_t.max
-                try sys("fchownat") { fchownat(inode.fd, "", uid, gid, BUILDFS_AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) }
-            }
-            if toSet & FUSE_SET_ATTR_SIZE != 0 {
-                if let handle { try sys("ftruncate") { ftruncate(handle, attr.st_size) } } else { try sys("truncate") { truncate(inode.procPath, attr.st_size) } }
-            }
-            if toSet & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME) != 0 {
-                var times = [timespec(tv_sec: 0, tv_nsec: BUILDFS_UTIME_OMIT), timespec(tv_sec: 0, tv_nsec: BUILDFS_UTIME_OMIT)]
-                if toSet & FUSE_SET_ATTR_ATIME_NOW != 0 {
-                    times[0].tv_nsec = BUILDFS_UTIME_NOW
-                } else if toSet & FUSE_SET_ATTR_ATIME != 0 {
-                    times[0] = attr.st_atim
-                }
-                if toSet & FUSE_SET_ATTR_MTIME_NOW != 0 {
-                    times[1].tv_nsec = BUILDFS_UTIME_NOW
-                } else if toSet & FUSE_SET_ATTR_MTIME != 0 {
-                    times[1] = attr.st_mtim
-                }
-                if let handle {
-                    try sys("futimens") { futimens(handle, &times) }
-                } else {
-                    try sys("utimensat") { utimensat(inode.fd, "", &times, BUILDFS_AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) }
-                }
-            }
-            var st = presented(inode, try statOf(inode))
-            fuse_reply_attr(req, &st, timeout)
-        }
-    }
-
-    func readlink(_ req: fuse_req_t, _ ino: fuse_ino_t) {
-        replying(req) {
-            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-            let n = try sys("readlinkat") { readlinkat(table.inode(ino).fd, "", &buffer, buffer.count - 1) }
-            buffer[n] = 0
-            fuse_reply_readlink(req, buffer)
-        }
-    }
-
-    func statfs(_ req: fuse_req_t, _ ino: fuse_ino_t) {
-        replying(req) {
-            var info = statvfs()
-            try sys("fstatvfs") { fstatvfs(table.inode(ino).fd, &info) }
-            fuse_reply_statfs(req, &info)
-        }
     }
 }

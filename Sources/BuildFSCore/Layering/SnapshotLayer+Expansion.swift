@@ -48,10 +48,7 @@ extension SnapshotLayer {
         defer { closedir(stream) }
         while let entry = Glibc.readdir(stream) {
             guard entry.pointee.d_type == UInt8(DT_DIR) else { continue }
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw -> [UInt8] in
-                let bytes = raw.bindMemory(to: UInt8.self)
-                return Array(bytes.prefix(upTo: bytes.firstIndex(of: 0) ?? bytes.count))
-            }
+            let name = entryName(entry)
             if name == [0x2E] || name == [0x2E, 0x2E] { continue }
             let child = try withCString(name) { cName in try sys("openat") { openat(directory, cName, BUILDFS_O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) } }
             defer { close(child) }

@@ -99,11 +99,7 @@ public final class FileDescriptor: @unchecked Sendable {
                 if errno != 0 { throw SystemCallError("read directory", path) }
                 return names
             }
-            let name = withUnsafeBytes(of: &entry.pointee.d_name) { raw -> [UInt8] in
-                let bytes = raw.bindMemory(to: UInt8.self)
-                let length = bytes.firstIndex(of: 0) ?? bytes.count
-                return Array(bytes[0..<length])
-            }
+            let name = entryName(entry)
             if name == [0x2E] || name == [0x2E, 0x2E] { continue }
             names.append(name)
         }
@@ -124,6 +120,14 @@ public func replaceFile(_ path: String, with bytes: [UInt8], durable: Bool, mode
         let err = errno
         unlink(temp)
         throw SystemCallError("rename", path, code: err)
+    }
+}
+
+/// The name of a directory entry readdir(3) returned, without its NUL.
+public func entryName(_ entry: UnsafePointer<dirent>) -> [UInt8] {
+    withUnsafeBytes(of: entry.pointee.d_name) { raw in
+        let bytes = raw.bindMemory(to: UInt8.self)
+        return Array(bytes.prefix(upTo: bytes.firstIndex(of: 0) ?? bytes.count))
     }
 }
 

@@ -3,12 +3,26 @@ import CFuse3
 import CLinuxCalls
 import Glibc
 
-/// How the passthrough meets the snapshot under it (see SnapshotLayer).
-/// Without a snapshot every method here is a no-op.
-extension PassthroughFileSystem {
+/// The daemon's snapshot side: how requests on the upper directory meet the
+/// snapshot layered under it (SnapshotLayer, which knows no FUSE). Each
+/// inode keeps its LayerState, read once; every name operation first
+/// expands its directory, every change to a stub first copies it up, and
+/// what a user sees (stat, the root's listing) hides the layout. A mount
+/// without a snapshot has none (PassthroughFileSystem.snapshot is nil).
+final class SnapshotSide: Sendable {
+    let layer: SnapshotLayer
+    let table: InodeTable
+    let upperPath: String
+
+    init(layer: SnapshotLayer, table: InodeTable, upperPath: String) {
+        self.layer = layer
+        self.table = table
+        self.upperPath = upperPath
+    }
+
     /// The inode's layer state, read from its xattrs the first time.
     func layerState(_ inode: Inode) -> LayerState? {
-        guard snapshot != nil, !inode.isSymlink else { return nil }
+        guard !inode.isSymlink else { return nil }
         return inode.withLayerState { state in loaded(&state, inode) }
     }
 
@@ -19,7 +33,7 @@ extension PassthroughFileSystem {
         var fresh = LayerState()
         if inode.isDirectory {
             fresh.pendingTree = UpperLayout.pendingTree(at: .file(inode.procPath))
-        } else if inode.isRegularFile, let note = snapshot?.takeStubNote(inode.key) {
+        } else if inode.isRegularFile, let note = layer.takeStubNote(inode.key) {
             fresh.stub = note.stub
             fresh.indexed = note.indexed
         } else if inode.isRegularFile {
@@ -36,19 +50,19 @@ extension PassthroughFileSystem {
     /// mtime or ctime change under it (tar would report every directory as
     /// "changed as we read it"). The cost is one level ahead of the walk.
     func ensureExpanded(_ directory: Inode) throws {
-        guard let snapshot, let state = layerState(directory), !state.ready else { return }
+        guard let state = layerState(directory), !state.ready else { return }
         try directory.withLayerState { state in
             guard state?.ready == false else { return }
             do {
                 if let tree = state?.pendingTree {
-                    try snapshot.expand(directory.fd, tree: tree)
+                    try layer.expand(directory.fd, tree: tree)
                     state?.pendingTree = nil
                 }
-                try snapshot.expandSubdirectories(of: directory.fd)
+                try layer.expandSubdirectories(of: directory.fd)
             } catch {
                 // A failed call keeps its errno (ENOSPC stays ENOSPC); a
                 // store that fails is an I/O error.
-                log("expanding a directory of snapshot '\(snapshot.key)': \(error)")
+                daemonLog("expanding a directory of snapshot '\(layer.key)': \(error)")
                 throw SystemCallError("expand", code: (error as? SystemCallError)?.code ?? EIO)
             }
             state?.ready = true
@@ -61,19 +75,19 @@ extension PassthroughFileSystem {
         do {
             try ensureExpanded(table.root)
         } catch {
-            throw BuildFSError.usage("cannot expand the root of snapshot '\(snapshot?.key ?? "")' in \(upperPath); see the log")
+            throw BuildFSError.usage("cannot expand the root of snapshot '\(layer.key)' in \(upperPath); see the log")
         }
     }
 
     /// Before the first write or truncate, a stub gets its bytes.
     func copyUpIfStub(_ inode: Inode) throws {
-        guard let snapshot, layerState(inode)?.stub != nil else { return }
+        guard layerState(inode)?.stub != nil else { return }
         try inode.withLayerState { state in
             guard let stub = state?.stub else { return }
             do {
-                try snapshot.copyUp(inode.procPath, stub: stub)
+                try layer.copyUp(inode.procPath, stub: stub)
             } catch {
-                log("copying up a file of snapshot '\(snapshot.key)': \(error)")
+                daemonLog("copying up a file of snapshot '\(layer.key)': \(error)")
                 throw SystemCallError("copy up", code: (error as? SystemCallError)?.code ?? EIO)
             }
             state?.stub = nil
@@ -86,35 +100,26 @@ extension PassthroughFileSystem {
     /// Nil once it is copied up (the upper file is current then).
     /// Every read asks: one lock, taken once.
     func stubContent(_ inode: Inode) throws -> StubContent? {
-        guard let snapshot, inode.isRegularFile else { return nil }
+        guard inode.isRegularFile else { return nil }
         return try inode.withLayerState { (state) throws(SystemCallError) -> StubContent? in
             guard let stub = loaded(&state, inode).stub else { return nil }
             if let content = state?.content { return content }
             do {
-                let content = StubContent(chunks: try snapshot.chunkList(of: stub))
+                let content = StubContent(chunks: try layer.chunkList(of: stub))
                 state?.content = content
                 return content
             } catch {
-                log("opening a file of snapshot '\(snapshot.key)': \(error)")
+                daemonLog("opening a file of snapshot '\(layer.key)': \(error)")
                 throw SystemCallError("open", code: EIO)
             }
         }
     }
 
-    /// The preferred I/O size a stat shows (st_blksize). stdio sizes its
-    /// buffer by it (up to BUFSIZ, 8 KiB), and through FUSE every write()
-    /// is a round trip (two when it starts inside a page the kernel has not
-    /// cached, as most of them do): the upper file system's 4 KiB doubled
-    /// the requests of `ar` and `ld` writing a library.
-    static let preferredIOSize = 128 << 10
-
-    /// Attributes as the user sees them: a preferred I/O size of a FUSE
-    /// request's worth, and, over a snapshot, a stub is sparse on disk but
-    /// not to `du`, a hard link's index entry is not one of its names, and
-    /// the index directory is not the root's.
+    /// Attributes as the user sees them: a stub is sparse on disk but not
+    /// to `du`, a hard link's index entry is not one of its names, and the
+    /// index directory is not the root's.
     func presented(_ inode: Inode, _ st: stat) -> stat {
         var shown = st
-        shown.st_blksize = Self.preferredIOSize
         guard let state = layerState(inode) else { return shown }
         // The hidden link index is a subdirectory of the root: not counted.
         if inode === table.root && shown.st_nlink > 2 { shown.st_nlink -= 1 }
@@ -125,21 +130,22 @@ extension PassthroughFileSystem {
 
     /// The link index at the upper root is not part of the tree.
     func isInternal(_ parent: Inode, _ name: UnsafePointer<CChar>) -> Bool {
-        snapshot != nil && parent === table.root && strcmp(name, UpperLayout.internalDirectory) == 0
+        parent === table.root && strcmp(name, UpperLayout.internalDirectory) == 0
     }
 
     /// A directory whose snapshot entries are not created yet looks empty
     /// in the upper directory: rmdir and rename over it must see its
     /// entries, and a directory moved elsewhere must stay expanded.
     func expandChild(_ parent: Inode, _ name: UnsafePointer<CChar>) throws {
-        guard snapshot != nil else { return }
-        guard let (child, _) = try? lookupEntry(parent, name) else { return }
+        guard let (child, _) = try? table.lookUp(name, in: parent) else { return }
         defer { table.forget(table.number(of: child), count: 1) }
         if child.isDirectory { try ensureExpanded(child) }
     }
+}
 
-    func log(_ message: String) {
-        var line = Array("buildfs daemon: \(message)\n".utf8)
-        _ = line.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
-    }
+/// One line in the daemon's log (its stderr, which `buildfs mount` points
+/// at the log file).
+func daemonLog(_ message: String) {
+    var line = Array("buildfs daemon: \(message)\n".utf8)
+    _ = line.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
 }

@@ -1,0 +1,137 @@
+import BuildFSCore
+import CFuse3
+import CLinuxCalls
+import Glibc
+
+/// Attributes: stat, setattr, readlink and statfs on the inode's descriptor;
+/// extended attributes passed through to the upper file (through its /proc
+/// path: the *xattr calls do not take O_PATH descriptors), ours hidden.
+extension PassthroughFileSystem {
+    func getattr(_ req: fuse_req_t, _ ino: fuse_ino_t) {
+        replying(req) {
+            let inode = table.inode(ino)
+            var st = presented(inode, try statOf(inode))
+            fuse_reply_attr(req, &st, timeout)
+        }
+    }
+
+    func setattr(_ req: fuse_req_t, _ ino: fuse_ino_t, _ attr: stat, _ toSet: Int32,
+                 _ fi: UnsafeMutablePointer<fuse_file_info>?) {
+        replying(req) {
+            let inode = table.inode(ino)
+            // A truncate changes content: a stub gets its bytes first.
+            if toSet & FUSE_SET_ATTR_SIZE != 0 { try snapshot?.copyUpIfStub(inode) }
+            let handle = fi.flatMap(RegularFileHandle.descriptor)
+            if toSet & FUSE_SET_ATTR_MODE != 0 {
+                if let handle { try sys("fchmod") { fchmod(handle, attr.st_mode) } } else { try sys("chmod") { chmod(inode.procPath, attr.st_mode) } }
+            }
+            if toSet & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID) != 0 {
+                let uid = toSet & FUSE_SET_ATTR_UID != 0 ? attr.st_uid : uid_t.max
+                let gid = toSet & FUSE_SET_ATTR_GID != 0 ? attr.st_gid : gid_t.max
+                try sys("fchownat") { fchownat(inode.fd, "", uid, gid, BUILDFS_AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) }
+            }
+            if toSet & FUSE_SET_ATTR_SIZE != 0 {
+                if let handle { try sys("ftruncate") { ftruncate(handle, attr.st_size) } } else { try sys("truncate") { truncate(inode.procPath, attr.st_size) } }
+            }
+            if toSet & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME) != 0 {
+                var times = [timespec(tv_sec: 0, tv_nsec: BUILDFS_UTIME_OMIT), timespec(tv_sec: 0, tv_nsec: BUILDFS_UTIME_OMIT)]
+                if toSet & FUSE_SET_ATTR_ATIME_NOW != 0 {
+                    times[0].tv_nsec = BUILDFS_UTIME_NOW
+                } else if toSet & FUSE_SET_ATTR_ATIME != 0 {
+                    times[0] = attr.st_atim
+                }
+                if toSet & FUSE_SET_ATTR_MTIME_NOW != 0 {
+                    times[1].tv_nsec = BUILDFS_UTIME_NOW
+                } else if toSet & FUSE_SET_ATTR_MTIME != 0 {
+                    times[1] = attr.st_mtim
+                }
+                if let handle {
+                    try sys("futimens") { futimens(handle, &times) }
+                } else {
+                    try sys("utimensat") { utimensat(inode.fd, "", &times, BUILDFS_AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) }
+                }
+            }
+            var st = presented(inode, try statOf(inode))
+            fuse_reply_attr(req, &st, timeout)
+        }
+    }
+
+    func readlink(_ req: fuse_req_t, _ ino: fuse_ino_t) {
+        replying(req) {
+            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+            let n = try sys("readlinkat") { readlinkat(table.inode(ino).fd, "", &buffer, buffer.count - 1) }
+            buffer[n] = 0
+            fuse_reply_readlink(req, buffer)
+        }
+    }
+
+    func statfs(_ req: fuse_req_t, _ ino: fuse_ino_t) {
+        replying(req) {
+            var info = statvfs()
+            try sys("fstatvfs") { fstatvfs(table.inode(ino).fd, &info) }
+            fuse_reply_statfs(req, &info)
+        }
+    }
+
+    func getxattr(_ req: fuse_req_t, _ ino: fuse_ino_t, _ name: UnsafePointer<CChar>, _ size: Int) {
+        replying(req) {
+            if UpperLayout.isInternalAttribute(name) { throw SystemCallError("getxattr", code: ENODATA) }
+            let path = table.inode(ino).procPath
+            do {
+                if size == 0 {
+                    fuse_reply_xattr(req, try sys("getxattr") { CLinuxCalls.getxattr(path, name, nil, 0) })
+                } else {
+                    var value = [UInt8](repeating: 0, count: size)
+                    let n = try sys("getxattr") { CLinuxCalls.getxattr(path, name, &value, size) }
+                    fuse_reply_buf(req, value, n)
+                }
+            } catch let error as SystemCallError where error.code == ENODATA && strncmp(name, "security.", 9) == 0 {
+                // FUSE caches no xattrs, and `ls -l` asks every file for its
+                // SELinux label. "Not supported" (never ENOSYS: the kernel
+                // would then stop forwarding every getxattr, ACLs included)
+                // makes coreutils stop asking for the rest of this device.
+                // Labels that exist are still returned above.
+                throw SystemCallError("getxattr", code: EOPNOTSUPP)
+            }
+        }
+    }
+
+    func listxattr(_ req: fuse_req_t, _ ino: fuse_ino_t, _ size: Int) {
+        replying(req) {
+            let path = table.inode(ino).procPath
+            // Our own names are left out of the list.
+            let needed = try sys("listxattr") { CLinuxCalls.listxattr(path, nil, 0) }
+            var names = [CChar](repeating: 0, count: max(needed, 1))
+            let n = try sys("listxattr") { CLinuxCalls.listxattr(path, &names, names.count) }
+            var visible: [CChar] = []
+            for name in names[0..<n].split(separator: 0, omittingEmptySubsequences: true) {
+                let item = Array(name) + [0]
+                if !item.withUnsafeBufferPointer({ UpperLayout.isInternalAttribute($0.baseAddress!) }) { visible += item }
+            }
+            if size == 0 {
+                fuse_reply_xattr(req, visible.count)
+            } else if visible.count > size {
+                throw SystemCallError("listxattr", code: ERANGE)
+            } else {
+                fuse_reply_buf(req, visible, visible.count)
+            }
+        }
+    }
+
+    func setxattr(_ req: fuse_req_t, _ ino: fuse_ino_t, _ name: UnsafePointer<CChar>,
+                  _ value: UnsafePointer<CChar>?, _ size: Int, _ flags: Int32) {
+        replying(req) {
+            if UpperLayout.isInternalAttribute(name) { throw SystemCallError("setxattr", code: EPERM) }
+            try sys("setxattr") { CLinuxCalls.setxattr(table.inode(ino).procPath, name, value, size, flags) }
+            fuse_reply_err(req, 0)
+        }
+    }
+
+    func removexattr(_ req: fuse_req_t, _ ino: fuse_ino_t, _ name: UnsafePointer<CChar>) {
+        replying(req) {
+            if UpperLayout.isInternalAttribute(name) { throw SystemCallError("removexattr", code: ENODATA) }
+            try sys("removexattr") { CLinuxCalls.removexattr(table.inode(ino).procPath, name) }
+            fuse_reply_err(req, 0)
+        }
+    }
+}

@@ -2,6 +2,7 @@ import BuildFSCore
 import CFuse3
 import Foundation
 import Glibc
+import Synchronization
 
 /// Runs the FUSE session for one mount until it is unmounted or signalled.
 public enum MountDaemon {
@@ -44,19 +45,21 @@ public enum MountDaemon {
         // Only over a snapshot: measured, plain mounts read as fast either way.
         if snapshot != nil, let problem = KernelReadAhead.raise(mountpoint: resolvedMountpoint) { daemonLog(problem) }
         ready()
-        if let snapshot { publishCounters(snapshot, mountpoint: mountpoint) }
+        let publishing = Running()
+        if let snapshot { publishCounters(snapshot, mountpoint: mountpoint, while: publishing) }
+        defer { publishing.stop() }
         // Ten idle threads: enough for make -j and parallel reads on two cores.
         _ = buildfs_session_loop_mt(session, 10)
         fuse_session_unmount(session)
     }
 
     /// Writes the mount's counters for `buildfs stats` once a second while
-    /// they change (a detached thread; it ends with the process).
-    static func publishCounters(_ snapshot: SnapshotLayer, mountpoint: String) {
+    /// they change, until `running` is cleared (when the session ends).
+    static func publishCounters(_ snapshot: SnapshotLayer, mountpoint: String, while running: Running) {
         let path = MountRegistry.countersPath(for: mountpoint)
         let thread = Thread {
             var last: [String: UInt64] = [:]
-            while true {
+            while running.isRunning {
                 let now = snapshot.counters.values
                 if now != last, let data = try? JSONEncoder().encode(now) {
                     try? data.write(to: URL(fileURLWithPath: path), options: .atomic)
@@ -86,4 +89,11 @@ public enum MountDaemon {
             setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
         }
     }
+}
+
+/// A flag a background thread polls to know when to stop.
+final class Running: Sendable {
+    private let flag = Atomic<Bool>(true)
+    var isRunning: Bool { flag.load(ordering: .relaxed) }
+    func stop() { flag.store(false, ordering: .relaxed) }
 }

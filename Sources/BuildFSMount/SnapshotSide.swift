@@ -136,6 +136,9 @@ final class SnapshotSide: Sendable {
     /// A directory whose snapshot entries are not created yet looks empty
     /// in the upper directory: rmdir and rename over it must see its
     /// entries, and a directory moved elsewhere must stay expanded.
+    /// The child is looked up like the kernel would (and forgotten at
+    /// once), so that it is expanded through the one Inode, and under the
+    /// one layer-state lock, any concurrent request on it also gets.
     func expandChild(_ parent: Inode, _ name: UnsafePointer<CChar>) throws {
         guard let (child, _) = try? table.lookUp(name, in: parent) else { return }
         defer { table.forget(table.number(of: child), count: 1) }

@@ -322,3 +322,8 @@ public final class HTTPStore: Store {
             + (c.retries.load(ordering: .relaxed) > 0 ? ", \(c.retries.load(ordering: .relaxed)) retried requests" : "")
     }
 }
+
+extension HTTPStore {
+    /// Closes every remote store's connections; for the end of a command.
+    public static func closeConnections() { HTTPTransport.shutDownClients() }
+}

@@ -30,6 +30,16 @@ final class HTTPTransport: Sendable {
         }
     }
 
+    /// Shuts the shared clients down (their connections and pools), when a
+    /// command is done with every remote store. Not from an event loop.
+    static func shutDownClients() {
+        let all = clients.withLock { clients in
+            defer { clients.removeAll() }
+            return Array(clients.values)
+        }
+        for client in all { try? client.syncShutdown() }
+    }
+
     private static func makeClient(dnsOverride: [String: String]) -> HTTPClient {
         var configuration = HTTPClient.Configuration()
         configuration.dnsOverride = dnsOverride

@@ -18,6 +18,8 @@ extension BuildFSCommand {
     }
 
     func run() throws {
+        // A remote store's connections close with the command.
+        defer { HTTPStore.closeConnections() }
         do {
             try execute()
         } catch let error as any ReportableError {

@@ -152,20 +152,24 @@ struct DirectoryScan {
         return chunks
     }
 
-    /// Adds a pending directory's contents to the snapshot's counts.
+    /// Adds a pending directory's contents to the snapshot's counts: every
+    /// copy of a shared subtree counts.
     private mutating func countPending(_ id: ObjectID) throws {
-        for entry in try tree(id).entries {
+        var walk = TreeWalk(skippingWalkedTrees: false)
+        try walk.walk(id, read: { id in
+            pendingDirectories += 1
+            return try tree(id)
+        }, visit: { entry in
             switch entry.content {
             case let .file(size, _, _):
                 fileCount += 1
                 logicalBytes += size
-            case let .directory(sub):
-                try countPending(sub)
+            case .directory:
+                break
             case .symlink:
                 symlinkCount += 1
             }
-        }
-        pendingDirectories += 1
+        })
     }
 
     /// The link group of hard links whose smallest path is `firstPath`:

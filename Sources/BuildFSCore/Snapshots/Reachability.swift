@@ -47,35 +47,25 @@ public enum Reachability {
     public static func mark(_ claims: [Claim], in store: any Store,
                             onTree: (ObjectID) -> Void = { _ in }) throws -> [ObjectID: Double] {
         var lastUse: [ObjectID: Double] = [:]
+        var walk = TreeWalk(skippingWalkedTrees: true)
         for claim in claims.sorted(by: { $0.lastUsed > $1.lastUsed }) {
             guard let root = claim.root else { continue }
             for id in claim.objectIDs where lastUse[id] == nil { lastUse[id] = claim.lastUsed }
-            var pending = [root]
-            var first = true
-            while let treeID = pending.popLast() {
-                if !first && lastUse[treeID] != nil { continue }
-                first = false
-                lastUse[treeID] = lastUse[treeID] ?? claim.lastUsed
+            try walk.walk(root, read: { treeID in
+                if lastUse[treeID] == nil { lastUse[treeID] = claim.lastUsed }
                 onTree(treeID)
-                let tree: Tree
                 do {
-                    tree = try store.getTree(treeID)
+                    return try store.getTree(treeID)
                 } catch let error as BuildFSError {
                     throw BuildFSError.storeUnusable(
                         path: store.location,
                         reason: "\(claim.name) cannot be read (\(error.description)); run `buildfs fsck --repair` first")
                 }
-                for entry in tree.entries {
-                    switch entry.content {
-                    case let .file(_, chunks, _):
-                        for chunk in chunks where lastUse[chunk.id] == nil { lastUse[chunk.id] = claim.lastUsed }
-                    case let .directory(id):
-                        if lastUse[id] == nil { pending.append(id) }
-                    case .symlink:
-                        break
-                    }
+            }, visit: { entry in
+                if case let .file(_, chunks, _) = entry.content {
+                    for chunk in chunks where lastUse[chunk.id] == nil { lastUse[chunk.id] = claim.lastUsed }
                 }
-            }
+            })
         }
         return lastUse
     }

@@ -40,7 +40,9 @@ struct DirectoryScan {
     /// directories stand for the snapshot under the mount (UpperLayout),
     /// and are reused without being read.
     var readsUpperLayout = false
-    private var trees: [ObjectID: Tree] = [:]
+    /// Trees of the mount's snapshot that stubs and pending directories
+    /// name: many stubs share one directory's tree.
+    private let trees = ByteBudgetCache<ObjectID, Tree>(budget: 32 << 20)
 
     private(set) var nodes: [[ScannedEntry]] = []
     private(set) var jobs: [FileJob] = []
@@ -133,16 +135,16 @@ struct DirectoryScan {
         return jobs.count - 1
     }
 
-    private mutating func tree(_ id: ObjectID) throws -> Tree {
-        if let known = trees[id] { return known }
+    private func tree(_ id: ObjectID) throws -> Tree {
+        if let known = trees.get(id) { return known }
         let tree = try store.getTree(id)
-        trees[id] = tree
+        trees.insert(id, tree, cost: tree.approximateBytes)
         return tree
     }
 
     /// The chunks of a stub (a file of the mount's snapshot never written),
     /// or nil for a plain file.
-    private mutating func stubChunks(_ dir: FileDescriptor, _ name: [UInt8], size: UInt64) throws -> [ChunkRef]? {
+    private func stubChunks(_ dir: FileDescriptor, _ name: [UInt8], size: UInt64) throws -> [ChunkRef]? {
         guard let stub = UpperLayout.attribute(dir, name, UpperLayout.stubAttribute).flatMap(StubReference.decode) else {
             return nil
         }

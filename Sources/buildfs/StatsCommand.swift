@@ -48,7 +48,9 @@ struct StatsCommand: BuildFSCommand {
         defer { opened.close() }
         let remote = opened as? HTTPStore
         // For a remote store: its snapshots, and this machine's cache of it.
-        let store = remote?.cacheStore ?? (opened as! LocalStore)
+        guard let store = remote?.cacheStore ?? (opened as? LocalStore) else {
+            throw BuildFSError.usage("`buildfs stats` reads local and HTTP stores; \(opened.location) is neither")
+        }
         let inventory = try store.inventory()
         var objects = Set<ObjectID>()
         for pack in inventory.packs { objects.formUnion(pack.entries.map(\.id)) }

@@ -33,6 +33,21 @@ import TestSupport
         #expect(try other.get(ids[1]) == contents[1])
     }
 
+    /// The inventory comes from the indexes loaded when the store was
+    /// opened: a pack rewritten since (every object then in two packs for
+    /// this instance) is listed whole, and the removed one not at all.
+    @Test func inventoryAfterAnotherInstanceRewroteAPack() throws {
+        let store = try LocalStore(path: storePath)
+        let (ids, _) = try putAll(store, [Array("a".utf8), Array("b".utf8)])
+        let early = try LocalStore(path: storePath)
+        let pack = try #require(try store.inventory().packs.first)
+        try store.rewritePack(pack, keeping: Set(ids))
+        let seen = try early.inventory()
+        #expect(seen.packs.count == 1 && seen.packs.first?.name != pack.name)
+        #expect(seen.packs.first?.entries.map(\.id) == ids.sorted())
+        #expect(seen.packs.first?.bytes == pack.bytes)
+    }
+
     @Test func objectsWrittenByAnotherInstanceAreFoundOnRead() throws {
         let reader = try LocalStore(path: storePath)
         let writer = try LocalStore(path: storePath)

@@ -74,7 +74,7 @@ public final class SnapshotLayer: Sendable {
         // object's first read is always one (and a hit costs no lock).
         trace.record(id)
         let tree = try store.getTree(id)
-        trees.insert(id, tree, cost: tree.entries.count * 128 + 64)
+        trees.insert(id, tree, cost: tree.approximateBytes)
         return tree
     }
 

@@ -86,6 +86,9 @@ public struct Tree: Hashable, Sendable {
         self.entries = entries.sorted { $0.name.lexicographicallyPrecedes($1.name) }
     }
 
+    /// Roughly the memory a decoded tree takes, for caches.
+    public var approximateBytes: Int { entries.count * 128 + 64 }
+
     public func entry(named name: [UInt8]) -> TreeEntry? {
         var low = 0, high = entries.count
         while low < high {

@@ -5,20 +5,13 @@ public enum ContentCensus {
     /// compression. Walks every tree once (shared subtrees once).
     public static func uniqueFileBytes(of refs: [SnapshotRef], in store: any Store) throws -> UInt64 {
         var chunks: [ObjectID: UInt32] = [:]
-        var seen = Set<ObjectID>()
-        var pending = refs.compactMap(\.rootID)
-        while let treeID = pending.popLast() {
-            guard seen.insert(treeID).inserted else { continue }
-            for entry in try store.getTree(treeID).entries {
-                switch entry.content {
-                case let .file(_, list, _):
+        var walk = TreeWalk(skippingWalkedTrees: true)
+        for root in refs.compactMap(\.rootID) {
+            try walk.walk(root, read: { try store.getTree($0) }, visit: { entry in
+                if case let .file(_, list, _) = entry.content {
                     for chunk in list { chunks[chunk.id] = chunk.length }
-                case let .directory(id):
-                    pending.append(id)
-                case .symlink:
-                    break
                 }
-            }
+            })
         }
         return chunks.values.reduce(0) { $0 + UInt64($1) }
     }

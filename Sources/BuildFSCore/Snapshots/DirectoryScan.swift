@@ -40,7 +40,9 @@ struct DirectoryScan {
     /// directories stand for the snapshot under the mount (UpperLayout),
     /// and are reused without being read.
     var readsUpperLayout = false
-    private var trees: [ObjectID: Tree] = [:]
+    /// Trees of the mount's snapshot that stubs and pending directories
+    /// name: many stubs share one directory's tree.
+    private let trees = ByteBudgetCache<ObjectID, Tree>(budget: 32 << 20)
 
     private(set) var nodes: [[ScannedEntry]] = []
     private(set) var jobs: [FileJob] = []
@@ -133,16 +135,16 @@ struct DirectoryScan {
         return jobs.count - 1
     }
 
-    private mutating func tree(_ id: ObjectID) throws -> Tree {
-        if let known = trees[id] { return known }
+    private func tree(_ id: ObjectID) throws -> Tree {
+        if let known = trees.get(id) { return known }
         let tree = try store.getTree(id)
-        trees[id] = tree
+        trees.insert(id, tree, cost: tree.approximateBytes)
         return tree
     }
 
     /// The chunks of a stub (a file of the mount's snapshot never written),
     /// or nil for a plain file.
-    private mutating func stubChunks(_ dir: FileDescriptor, _ name: [UInt8], size: UInt64) throws -> [ChunkRef]? {
+    private func stubChunks(_ dir: FileDescriptor, _ name: [UInt8], size: UInt64) throws -> [ChunkRef]? {
         guard let stub = UpperLayout.stub(at: .entry(of: dir, name: name)) else {
             return nil
         }
@@ -152,20 +154,24 @@ struct DirectoryScan {
         return chunks
     }
 
-    /// Adds a pending directory's contents to the snapshot's counts.
+    /// Adds a pending directory's contents to the snapshot's counts: every
+    /// copy of a shared subtree counts.
     private mutating func countPending(_ id: ObjectID) throws {
-        for entry in try tree(id).entries {
+        var walk = TreeWalk(skippingWalkedTrees: false)
+        try walk.walk(id, read: { id in
+            pendingDirectories += 1
+            return try tree(id)
+        }, visit: { entry in
             switch entry.content {
             case let .file(size, _, _):
                 fileCount += 1
                 logicalBytes += size
-            case let .directory(sub):
-                try countPending(sub)
+            case .directory:
+                break
             case .symlink:
                 symlinkCount += 1
             }
-        }
-        pendingDirectories += 1
+        })
     }
 
     /// The link group of hard links whose smallest path is `firstPath`:

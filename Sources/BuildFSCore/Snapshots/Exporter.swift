@@ -47,7 +47,7 @@ public final class Exporter: Sendable {
         try store.openSnapshot(ref, fetch: .everything)
         var plan = Plan()
         plan.directories.append(([], nil))
-        try expand(try store.getTree(rootID), at: [], rootDir: rootDir, plan: &plan)
+        try expand(rootID, rootDir: rootDir, plan: &plan)
 
         // Big files first so that the workers finish together; small ones in
         // tree order, which keeps each directory's new inodes together.
@@ -93,16 +93,18 @@ public final class Exporter: Sendable {
         return try FileDescriptor.open(target, O_RDONLY | O_DIRECTORY)
     }
 
-    /// Walks `tree`, creating directories and symlinks and planning the rest.
-    private func expand(_ tree: Tree, at path: [UInt8], rootDir: FileDescriptor, plan: inout Plan) throws {
-        for entry in tree.entries {
+    /// Walks the snapshot, creating directories and symlinks and planning
+    /// the rest. Every copy of a shared subtree is written.
+    private func expand(_ rootID: ObjectID, rootDir: FileDescriptor, plan: inout Plan) throws {
+        var walk = TreeWalk(skippingWalkedTrees: false)
+        try walk.walk(rootID, at: [UInt8](), read: { id, _ in try store.getTree(id) }, visit: { entry, path in
             let entryPath = path.isEmpty ? entry.name : path + [0x2F] + entry.name
             switch entry.content {
-            case let .directory(id):
+            case .directory:
                 let rc = withCString(entryPath) { mkdirat(rootDir.raw, $0, 0o700) }
                 guard rc == 0 else { throw SystemCallError("create directory", rootDir.childPath(entryPath)) }
                 plan.directories.append((entryPath, entry))
-                try expand(try store.getTree(id), at: entryPath, rootDir: rootDir, plan: &plan)
+                return entryPath
             case let .symlink(target):
                 let rc = withCString(target) { t in withCString(entryPath) { symlinkat(t, rootDir.raw, $0) } }
                 guard rc == 0 else { throw SystemCallError("create symlink", rootDir.childPath(entryPath)) }
@@ -110,12 +112,13 @@ public final class Exporter: Sendable {
             case let .file(size, chunks, group):
                 if group != 0, let first = plan.firstNameOfGroup[group] {
                     plan.links.append((first, entryPath))
-                    continue
+                    return nil
                 }
                 if group != 0 { plan.firstNameOfGroup[group] = entryPath }
                 plan.files.append(FileWrite(path: entryPath, entry: entry, size: size, chunks: chunks))
             }
-        }
+            return nil
+        })
     }
 
     private func write(_ file: FileWrite, rootDir: FileDescriptor) throws {

@@ -87,13 +87,10 @@ public final class GarbageCollector {
         for pack in inventory.packs { sizes.merge(pack.storedSizes()) { max($0, $1) } }
         func indexBytes(_ live: Int) -> UInt64 { UInt64(live) * 40 }
         // Live mounts read their snapshots through leases: their roots stay,
-        // as if used now, even when their refs are evicted.
-        let leased = Lease.liveRoots(in: store).map {
-            SnapshotRef(key: "lease", root: $0, created: now, logicalBytes: 0, addedBytes: 0,
-                        files: 0, directories: 0, symlinks: 0, statIndex: nil, source: nil, parent: nil)
-        }
+        // even when their refs are evicted.
+        let leases = Lease.liveRoots(in: store).map(Reachability.Claim.lease)
         func markAll() throws -> [ObjectID: Double] {
-            try Reachability.mark(remaining + leased.map { var ref = $0; ref.lastUsed = .infinity; return ref }, in: store)
+            try Reachability.mark(remaining.map(Reachability.Claim.init) + leases, in: store)
         }
         var lastUse = try markAll()
         if let maxSize = policy.maxSize {

@@ -85,40 +85,32 @@ public final class StoreChecker {
             if !healthy.contains(id) { problems.append(("", "object \(id.hex) is missing or corrupt")) }
         }
         guard let root = ref.rootID else { return "bad root id" }
-        var pending: [(id: ObjectID, path: String)] = [(root, "")]
-        var seen = Set<ObjectID>()
-        while let (treeID, path) = pending.popLast() {
-            guard seen.insert(treeID).inserted else { continue }
+        var walk = TreeWalk(skippingWalkedTrees: true)
+        walk.walk(root, at: "", read: { treeID, path in
             reachable.insert(treeID)
             let directory = path.isEmpty ? "the top directory" : "directory '\(path)'"
             guard healthy.contains(treeID) else {
                 problems.append((path, "tree \(treeID.hex) of \(directory) is missing or corrupt"))
-                continue
+                return nil
             }
-            let tree: Tree
-            do { tree = try store.getTree(treeID) } catch {
+            do { return try store.getTree(treeID) } catch {
                 problems.append((path, "tree \(treeID.hex) of \(directory): \(error)"))
-                continue
+                return nil
             }
-            for entry in tree.entries {
-                let entryPath = path.isEmpty ? entry.nameString : path + "/" + entry.nameString
-                switch entry.content {
-                case let .file(_, chunks, _):
-                    var named = false
-                    for chunk in chunks {
-                        reachable.insert(chunk.id)
-                        if !healthy.contains(chunk.id) && !named {
-                            problems.append((entryPath, "chunk \(chunk.id.hex) of '\(entryPath)' is missing or corrupt"))
-                            named = true
-                        }
+        }, visit: { entry, path in
+            let entryPath = path.isEmpty ? entry.nameString : path + "/" + entry.nameString
+            if case let .file(_, chunks, _) = entry.content {
+                var named = false
+                for chunk in chunks {
+                    reachable.insert(chunk.id)
+                    if !healthy.contains(chunk.id) && !named {
+                        problems.append((entryPath, "chunk \(chunk.id.hex) of '\(entryPath)' is missing or corrupt"))
+                        named = true
                     }
-                case let .directory(id):
-                    pending.append((id, entryPath))
-                case .symlink:
-                    break
                 }
             }
-        }
+            return entryPath
+        })
         guard let first = problems.min(by: { ($0.path, $0.text) < ($1.path, $1.text) })?.text else { return nil }
         return problems.count == 1 ? first : first + " (and \(problems.count - 1) more damaged)"
     }

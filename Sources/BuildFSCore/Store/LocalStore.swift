@@ -31,8 +31,11 @@ public final class LocalStore: Store {
     let durable: Bool
     let catalog: PackCatalog
     private let decompressors = ContextPool { ZstdDecompressor() }
-    private let blockCache = BlockCache(capacity: 64)
-    private let blocksDecoding = SingleFlight<BlockCache.Key, [UInt8]>()
+    /// Decoded blocks that hold several small objects, so that reading the
+    /// neighbours of a small file does not decompress the same block again.
+    /// FIFO: reads of one block come close together. 64 full blocks.
+    private let blockCache = ByteBudgetCache<BlockKey, [UInt8]>(budget: 64 * PackWriter.blockSize)
+    private let blocksDecoding = SingleFlight<BlockKey, [UInt8]>()
     private let packFiles = Mutex<[String: FileDescriptor]>([:])
 
     /// Opens the store at `path`, creating it if it does not exist (or is an
@@ -143,16 +146,21 @@ public final class LocalStore: Store {
         return try slot.object(in: try readBlock(location, for: id), id: id)
     }
 
+    struct BlockKey: Hashable, Sendable {
+        var pack: String
+        var offset: UInt64
+    }
+
     /// A block is decoded by one thread at a time: the kernel sends a
     /// file's next READs while the first is served, and neighbouring chunks
     /// of a file share a block.
     private func readBlock(_ location: PackCatalog.Location, for id: ObjectID) throws -> [UInt8] {
-        let key = BlockCache.Key(pack: location.pack, offset: location.slot.blockOffset)
+        let key = BlockKey(pack: location.pack, offset: location.slot.blockOffset)
         if let cached = blockCache.get(key) { return cached }
         return try blocksDecoding.run(key) { try decodeBlock(location, key: key, for: id) }
     }
 
-    private func decodeBlock(_ location: PackCatalog.Location, key: BlockCache.Key, for id: ObjectID) throws -> [UInt8] {
+    private func decodeBlock(_ location: PackCatalog.Location, key: BlockKey, for id: ObjectID) throws -> [UInt8] {
         // Again: a flight that ended between readBlock's look and this one
         // cached the block already.
         if let cached = blockCache.get(key) { return cached }
@@ -170,7 +178,7 @@ public final class LocalStore: Store {
         }
         // Blocks of one large object are read once per read of it: cache
         // only shared blocks of small objects.
-        if Int(location.slot.length) < block.count { blockCache.insert(key, block) }
+        if Int(location.slot.length) < block.count { blockCache.insert(key, block, cost: block.count) }
         return block
     }
 

@@ -15,6 +15,9 @@ final class PackCatalog: Sendable {
         var loaded: Set<String> = []
         /// Pack number (into packNames) and slot.
         var slots: [ObjectID: (UInt32, PackSlot)] = [:]
+        /// Entries of objects that an earlier pack holds too: reads use the
+        /// first, gc and fsck see every copy.
+        var shadowed: [(UInt32, ObjectID, PackSlot)] = []
         var damaged: [String: String] = [:]
     }
 
@@ -36,6 +39,16 @@ final class PackCatalog: Sendable {
 
     /// Index files that could not be read, with the reason.
     var damaged: [String: String] { state.withLock { $0.damaged } }
+
+    /// The entries of every pack loaded, by pack name, in index order (by
+    /// id): what the `.idx` files said, without reading them again.
+    func entriesByPack() -> [String: [(id: ObjectID, slot: PackSlot)]] {
+        let (names, slots, shadowed) = state.withLock { ($0.packNames, $0.slots, $0.shadowed) }
+        var byNumber = [[(id: ObjectID, slot: PackSlot)]](repeating: [], count: names.count)
+        for (id, (number, slot)) in slots { byNumber[Int(number)].append((id, slot)) }
+        for (number, id, slot) in shadowed { byNumber[Int(number)].append((id, slot)) }
+        return Dictionary(uniqueKeysWithValues: zip(names, byNumber.map { $0.sorted { $0.id < $1.id } }))
+    }
 
     /// Forgets everything and loads the indexes again: after gc removed or
     /// rewrote packs, objects may sit elsewhere now.
@@ -72,8 +85,12 @@ final class PackCatalog: Sendable {
             guard state.loaded.insert(name).inserted else { return }
             let number = UInt32(state.packNames.count)
             state.packNames.append(name)
-            for (id, slot) in entries where state.slots[id] == nil {
-                state.slots[id] = (number, slot)
+            for (id, slot) in entries {
+                if state.slots[id] == nil {
+                    state.slots[id] = (number, slot)
+                } else {
+                    state.shadowed.append((number, id, slot))
+                }
             }
         }
     }

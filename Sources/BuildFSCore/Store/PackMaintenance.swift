@@ -36,6 +36,8 @@ public struct StoreInventory: Sendable {
 }
 
 extension LocalStore {
+    /// The indexes come from the catalog, which loaded them when the store
+    /// was opened: one load serves the command's reads and its inventory.
     public func inventory() throws -> StoreInventory {
         var inventory = StoreInventory()
         let packsDir = root + "/packs"
@@ -45,22 +47,27 @@ extension LocalStore {
         for name in names where name.hasSuffix(".pack") && !indexed.contains(String(name.dropLast(5))) {
             inventory.unindexedPacks.append(String(name.dropLast(5)))
         }
+        // After the listing: every index listed is loaded, unless removed since.
+        try catalog.refresh()
+        let entries = catalog.entriesByPack()
+        let damaged = catalog.damaged
         for name in indexed.sorted() {
-            let indexPath = "\(packsDir)/\(name).idx"
-            do {
-                let bytes = try FileDescriptor.open(indexPath, O_RDONLY).readAll(limit: 1 << 30)
-                let entries = try PackIndex.decode(bytes, name: indexPath)
-                var st = stat()
-                let packSize = lstat("\(packsDir)/\(name).pack", &st) == 0 ? UInt64(st.st_size) : 0
-                inventory.packs.append(PackInfo(name: name, bytes: packSize + UInt64(bytes.count),
-                                                entries: entries.map { (id: $0.0, slot: $0.1) }))
-            } catch let error as any ReportableError {
-                inventory.damagedIndexes.append((name, error.description))
+            if let reason = damaged[name] {
+                inventory.damagedIndexes.append((name, reason))
+                continue
             }
+            guard let packEntries = entries[name] else { continue }
+            inventory.packs.append(PackInfo(name: name, bytes: fileSize(packPath(name + ".pack")) + fileSize(packPath(name + ".idx")),
+                                            entries: packEntries))
         }
         inventory.temporaryFiles = try FileDescriptor.open(root + "/tmp", O_RDONLY | O_DIRECTORY)
             .directoryEntries().map { String(decoding: $0, as: UTF8.self) }
         return inventory
+    }
+
+    private func fileSize(_ path: String) -> UInt64 {
+        var st = stat()
+        return lstat(path, &st) == 0 ? UInt64(st.st_size) : 0
     }
 
     /// The pack that holds `id`, if any.

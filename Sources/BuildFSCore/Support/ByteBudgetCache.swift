@@ -1,9 +1,9 @@
 import Synchronization
 
-/// A least-recently-inserted cache bounded by the bytes of its values:
-/// decoded trees and decompressed chunks of the snapshot layer, which never
-/// change, so nothing is ever invalidated.
-final class ByteBudgetCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
+/// A least-recently-inserted (FIFO) cache bounded by the bytes of its
+/// values, for content-addressed things that never change, so nothing is
+/// ever invalidated: decoded blocks, trees and chunks.
+public final class ByteBudgetCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     private struct State {
         var values: [Key: (value: Value, cost: Int)] = [:]
         var order: [Key] = []
@@ -14,11 +14,11 @@ final class ByteBudgetCache<Key: Hashable & Sendable, Value: Sendable>: Sendable
     private let state = Mutex(State())
     private let budget: Int
 
-    init(budget: Int) { self.budget = budget }
+    public init(budget: Int) { self.budget = budget }
 
-    func get(_ key: Key) -> Value? { state.withLock { $0.values[key]?.value } }
+    public func get(_ key: Key) -> Value? { state.withLock { $0.values[key]?.value } }
 
-    func insert(_ key: Key, _ value: Value, cost: Int) {
+    public func insert(_ key: Key, _ value: Value, cost: Int) {
         state.withLock { state in
             guard state.values[key] == nil else { return }
             state.values[key] = (value, cost)

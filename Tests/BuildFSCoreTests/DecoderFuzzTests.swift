@@ -143,4 +143,16 @@ import TestSupport
             #expect(try SnapshotRef.decode(try ref.encoded()) == ref)
         }
     }
+
+    /// The stub mark an upper directory carries (UpperLayout): root-only
+    /// trusted.* attributes, but an upper directory may come from anywhere.
+    @Test func stubReference() throws {
+        var random = SeededRandom(seed: 19)
+        let valid = (0..<4).map { n in StubReference(tree: Self.someID(&random), name: Self.name(&random, n)).encode() }
+        try fuzz(valid, seed: 19) { bytes throws in
+            guard let stub = StubReference.decode(bytes) else { return }
+            #expect(StubReference.decode(stub.encode()) == stub)
+            #expect(stub.encode() == bytes)
+        }
+    }
 }

@@ -94,15 +94,16 @@ bench_build_tree() {
 bench_bulk_delete() { rm -rf "$@"; mkdir -p "$(dirname "$BENCH_SETTLE_MARK")"; touch "$BENCH_SETTLE_MARK"; }
 
 # bench_wait_for_settle: sleeps until the last marked bulk deletion (by any
-# bench script) is SETTLE_SECONDS old.
+# bench script) is SETTLE_SECONDS old. In short sleeps: on this shared
+# machine a stray kill of one `sleep` must not end the run.
 bench_wait_for_settle() {
-    [[ -f $BENCH_SETTLE_MARK ]] || return 0
-    local age
-    age=$(( $(date +%s) - $(stat -c %Y "$BENCH_SETTLE_MARK") ))
-    if (( age < SETTLE_SECONDS )); then
-        echo "waiting $(( SETTLE_SECONDS - age )) s: the last bulk deletion was ${age} s ago" >&2
-        sleep $(( SETTLE_SECONDS - age ))
-    fi
+    local age said=0
+    while [[ -f $BENCH_SETTLE_MARK ]]; do
+        age=$(( $(date +%s) - $(stat -c %Y "$BENCH_SETTLE_MARK") ))
+        (( age < SETTLE_SECONDS )) || return 0
+        (( said++ )) || echo "waiting $(( SETTLE_SECONDS - age )) s: the last bulk deletion was ${age} s ago" >&2
+        sleep $(( SETTLE_SECONDS - age < 10 ? SETTLE_SECONDS - age : 10 )) || true
+    done
 }
 
 # bench_machine_lines: markdown list items describing this machine.
@@ -149,11 +150,15 @@ bench_fuse_start() {
     return 1
 }
 
-# bench_fuse_stop MOUNTPOINT PID: unmounts and waits (up to 30 s) for the
-# daemon to exit.
+# bench_fuse_stop MOUNTPOINT PID [BUILDFS_BINARY]: unmounts (with
+# `BUILDFS_BINARY umount` when given, as a daemonized buildfs mount is ended;
+# lazily if that fails) and waits (up to 30 s) for the daemon PID to exit
+# (PID 0: no daemon known).
 bench_fuse_stop() {
     local i
-    umount "$1" 2>/dev/null || umount -l "$1"
+    if [[ -n ${3:-} ]] && "$3" umount "$1" >/dev/null 2>&1; then :
+    elif ! umount "$1" 2>/dev/null; then umount -l "$1"; fi
+    (( ${2:-0} != 0 )) || return 0
     for (( i = 0; i < 300; i++ )); do
         kill -0 "$2" 2>/dev/null || return 0
         sleep 0.1
@@ -224,7 +229,7 @@ bench_fs_close() {
 
 # bench_round_robin ROUNDS FUNCTION FS...: calls `FUNCTION FS ROUND` for
 # every filesystem in every round, the first one rotating from round to
-# round, and appends the 1-min load average after each to BENCH_LOAD_LOG.
+# round, and samples the machine's load after each (bench_sample_load).
 bench_round_robin() {
     local rounds=$1 function=$2 round i
     shift 2
@@ -233,7 +238,7 @@ bench_round_robin() {
             local fs=${*:$(( (round - 1 + i) % $# + 1 )):1}
             echo "round $round: $fs" >&2
             "$function" "$fs" "$round"
-            cut -d' ' -f1 /proc/loadavg >>"${BENCH_LOAD_LOG:-/dev/null}"
+            bench_sample_load
         done
     done
 }
@@ -256,7 +261,302 @@ bench_report_header() {
         echo "- $(fuse-overlayfs --version 2>&1 | grep -m 1 '^fuse-overlayfs')"
     fi
     echo "- rounds: $2, order rotating; 1-min load average during the run:" \
-        "$(sort -g "$BENCH_LOAD_LOG" | head -n 1) to $(sort -g "$BENCH_LOAD_LOG" | tail -n 1)"
+        "$(cut -d' ' -f1 "$BENCH_LOAD_LOG" | sort -g | head -n 1) to $(cut -d' ' -f1 "$BENCH_LOAD_LOG" | sort -g | tail -n 1)"
+}
+
+# bench_sample_load: appends the 1-min load average and how many compilers
+# (of other jobs: swift-frontend, cc1, clang, ...) are running to
+# BENCH_LOAD_LOG, as "LOAD COMPILERS".
+bench_sample_load() {
+    local busy
+    busy=$(cat /proc/[0-9]*/comm 2>/dev/null \
+        | grep -cxE 'swift-frontend|swift-build|swiftc|swift-driver|cc1|cc1plus|clang(-[0-9]+)?' || true)
+    echo "$(cut -d' ' -f1 /proc/loadavg) ${busy:-0}" >>"${BENCH_LOAD_LOG:-/dev/null}"
+}
+
+# bench_load_line WHAT: the report line on BENCH_LOAD_LOG's samples (taken
+# once per WHAT), with a warning when the median load says the numbers are noisy.
+bench_load_line() {
+    local line
+    line=$(sort -g "$BENCH_LOAD_LOG" 2>/dev/null | awk -v what="$1" '{ l[NR] = $1; if ($2 > 0) busy++ }
+        END { if (NR == 0) exit
+              m = l[int((NR + 1) / 2)]
+              printf "1-min load average min %s / median %s / max %s over %d samples (one per %s); another compile (swift-frontend, cc1, clang, ...) was running at %d of them", l[1], m, l[NR], NR, what, busy + 0
+              if (m > 3) printf ". **Busy machine** (2 cores; the benchmark itself adds 1 to 2): expect noisy numbers, wall times worst" }' || true)
+    echo "- machine load during the run: ${line:-not sampled}"
+}
+
+# ------------------------------- runs measured in units (mount.sh and kin) --
+# A run keeps one file per measurement in DATA ("ROUND VALUE" lines, VALUE
+# "fail" for a failed round), every command's output in LOG, and its live
+# mounts in BENCH_MOUNTS; each unit (one filesystem's or one side's turn in
+# one round) runs in a subshell (bench_unit). The caller sets LOG, DATA,
+# WORK_ROOT, RESULTS, BENCH_LOAD_LOG and BENCH_MOUNTS, and defines
+# `write_report STATUS` (the report on stdout).
+
+bench_log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" | tee -a "$LOG" >&2; }
+
+# bench_record NAME ROUND VALUE: one round's value of the measurement NAME.
+bench_record() { echo "$2 $3" >>"$DATA/$1"; }
+
+# bench_cpu_seconds PID: user+system seconds of all PID's threads so far (0
+# for PID 0 or a process that is gone).
+bench_cpu_seconds() {
+    local stat
+    if (( $1 == 0 )) || ! stat=$(cat "/proc/$1/stat" 2>/dev/null); then echo 0; return; fi
+    stat=${stat##*) }   # drop "pid (comm) ", comm may hold spaces
+    awk -v tck="$(getconf CLK_TCK)" '{ printf "%.2f", ($12 + $13) / tck }' <<<"$stat"
+}
+
+# bench_measure NAME ROUND PID CMD...: runs CMD once and records its wall
+# seconds as NAME; the CPU seconds the filesystem daemon PID (0: none) spent
+# meanwhile as NAME.cpu; and those plus CMD's own user+system CPU, children
+# included, as NAME.tcpu (on a busy machine CPU time varies far less than
+# wall time). `sync` first, outside the timed region. CMD's stdout is left in
+# BENCH_OUT, its stderr in BENCH_OUT.err, both then appended to LOG. A
+# failure is recorded as "fail" and returned.
+bench_measure() {
+    local name=$1 round=$2 pid=$3 cpu0 start secs rc=0 dcpu=0 TIMEFORMAT='%U %S'
+    shift 3
+    sync
+    : >>"$DATA/.measured"
+    echo "+ [$name r$round] $*" >>"$LOG"
+    cpu0=$(bench_cpu_seconds "$pid")
+    start=$EPOCHREALTIME
+    { time "$@" >"$BENCH_OUT" 2>"$BENCH_OUT.err"; } 2>"$BENCH_OUT.cpu" || rc=$?
+    secs=$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.4f", b - a }')
+    cat "$BENCH_OUT" "$BENCH_OUT.err" >>"$LOG"
+    if (( rc != 0 )); then
+        bench_record "$name" "$round" fail
+        bench_log "$name (round $round) FAILED with exit code $rc after $secs s (see $LOG)"
+        return "$rc"
+    fi
+    bench_record "$name" "$round" "$secs"
+    if (( pid != 0 )); then
+        dcpu=$(awk -v a="$cpu0" -v b="$(bench_cpu_seconds "$pid")" 'BEGIN { printf "%.2f", b - a }')
+        bench_record "$name.cpu" "$round" "$dcpu"
+    fi
+    bench_record "$name.tcpu" "$round" "$(awk -v d="$dcpu" '{ printf "%.2f", $1 + $2 + d }' "$BENCH_OUT.cpu")"
+    echo "  $secs s" >>"$LOG"
+}
+
+# bench_unit "NAMES" FUNCTION ARGS...: `FUNCTION ARGS...` (one unit; its
+# round is the last argument) in a subshell under `set -e`. If it fails,
+# every measurement in NAMES that it did not record for that round is
+# recorded as failed, the failure is noted in DATA/unit_failures,
+# BENCH_ON_UNIT_FAILURE (if set) is called with FUNCTION ARGS..., and every
+# mount left is taken down: the run goes on.
+bench_unit() {
+    local names=$1 round=${*: -1} rc name
+    shift
+    set +e
+    ( set -e; "$@" )
+    rc=$?
+    set -e
+    (( rc != 0 )) || return 0
+    bench_log "$* failed with exit code $rc"
+    echo "$1 round $round: exit code $rc; last log line: $(grep -v '^\[' "$LOG" | tail -n 1)" >>"$DATA/unit_failures"
+    for name in $names; do
+        grep -qs "^$round " "$DATA/$name" || bench_record "$name" "$round" fail
+    done
+    if [[ -n ${BENCH_ON_UNIT_FAILURE:-} ]]; then "$BENCH_ON_UNIT_FAILURE" "$@" || true; fi
+    bench_unmount_all || true
+}
+
+# bench_mount_pid MOUNTPOINT: the daemon serving a FUSE mount: the process
+# holding /dev/fuse with MOUNTPOINT (or its real path) among its arguments,
+# alone or after '=' or ','; 0 when there is none.
+bench_mount_pid() {
+    local mp=$1 real p a fd
+    local -a args
+    real=$(realpath -m "$mp")
+    for p in /proc/[0-9]*; do
+        mapfile -d '' args <"$p/cmdline" 2>/dev/null || continue
+        for a in "${args[@]}"; do
+            [[ $a == "$mp" || $a == "$real" || $a == *[=,]"$mp" || $a == *[=,]"$real" ]] || continue
+            for fd in "$p"/fd/*; do
+                if [[ $(readlink "$fd" 2>/dev/null) == /dev/fuse ]]; then echo "${p#/proc/}"; return 0; fi
+            done
+            break
+        done
+    done 2>/dev/null
+    echo 0
+}
+
+# bench_mount_add MOUNTPOINT PID [BUILDFS_BINARY]: notes a mount (PID 0:
+# looked up when unmounting) in BENCH_MOUNTS; with BUILDFS_BINARY it is
+# ended by `BUILDFS_BINARY umount`.
+bench_mount_add() { echo "$1 $2 ${3:-}" >>"$BENCH_MOUNTS"; }
+
+# bench_unmount MOUNTPOINT: unmounts a mount of BENCH_MOUNTS (bench_fuse_stop)
+# if it is mounted, and forgets it.
+bench_unmount() {
+    local mp=$1 pid=0 binary=""
+    read -r _ pid binary < <(awk -v m="$mp" '$1 == m' "$BENCH_MOUNTS") || true
+    if findmnt -rn --mountpoint "$mp" >/dev/null 2>&1; then
+        (( ${pid:-0} != 0 )) || pid=$(bench_mount_pid "$mp")
+        bench_fuse_stop "$mp" "$pid" "$binary" 2>&1 | tee -a "$LOG" >&2 || true
+    fi
+    awk -v m="$mp" '$1 != m' "$BENCH_MOUNTS" >"$BENCH_MOUNTS.tmp" && mv "$BENCH_MOUNTS.tmp" "$BENCH_MOUNTS"
+}
+
+bench_unmount_all() {
+    local mp
+    [[ -f $BENCH_MOUNTS ]] || return 0
+    while read -r mp _; do bench_unmount "$mp"; done < <(cat "$BENCH_MOUNTS")
+}
+
+# bench_med NAME: the median of NAME's successful rounds, or nothing.
+bench_med() {
+    [[ -f $DATA/$1 ]] || return 0
+    awk '$2 != "fail" { print $2 }' "$DATA/$1" | bench_median /dev/stdin 2>/dev/null || true
+}
+
+# bench_fails NAME: how many of NAME's rounds failed.
+bench_fails() {
+    [[ -f $DATA/$1 ]] || { echo 0; return; }
+    awk '$2 == "fail" { n++ } END { print n + 0 }' "$DATA/$1"
+}
+
+# bench_rounds NAME [MB]: NAME's values in run order: seconds (3 decimals),
+# or with MB, MB/s of moving MB megabytes in that time.
+bench_rounds() {
+    awk -v mb="${2:-}" '{ v = $2
+        if (v != "fail") v = (mb != "") ? sprintf("%.0f", mb / v) : sprintf("%.3f", v)
+        printf "%s%s", (NR > 1 ? " " : ""), v }' "$DATA/$1"
+}
+
+# bench_fmt_time SECONDS: "850 ms", "1.25 s"; "—" for nothing.
+bench_fmt_time() { awk -v v="$1" 'BEGIN { if (v == "") print "—"; else if (v < 1) printf "%.0f ms", v * 1000; else printf "%.2f s", v }'; }
+
+# bench_time_ratio KIND A BASE: A / BASE for times (KIND time), BASE / A for
+# throughputs (KIND tput, both stored as seconds), 2 decimals; nothing when
+# either is missing.
+bench_time_ratio() {
+    awk -v k="$1" -v a="$2" -v b="$3" 'BEGIN {
+        if (a == "" || b == "" || a <= 0 || b <= 0) exit
+        printf "%.2f", (k == "tput") ? b / a : a / b }'
+}
+
+# bench_cell NAME FORMAT [NOTE]: a table cell: NAME's median formatted by
+# the command FORMAT (its last argument the median), then NOTE, then how
+# many rounds failed; "failed (N/N)" when all did, "—" when none ran.
+bench_cell() {
+    local m fails text
+    local -a formatter
+    read -ra formatter <<<"$2"
+    m=$(bench_med "$1"); fails=$(bench_fails "$1")
+    if [[ -z $m ]]; then
+        if (( fails > 0 )); then echo "failed ($fails/$fails)"; else echo "—"; fi
+        return
+    fi
+    text="$("${formatter[@]}" "$m")${3:+ $3}"
+    (( fails == 0 )) || text="$text, $fails failed"
+    echo "$text"
+}
+
+# bench_pass TARGET NAME RATIO VALUE: the pass column for the measurement
+# NAME: TARGET "<= R" / ">= R" on RATIO, "abs <= X" / "abs < X" on VALUE
+# (in the unit the report shows), "-" information only.
+bench_pass() {
+    local target=$1 ok
+    if [[ $target == - ]]; then echo "(info)"; return; fi
+    if (( $(bench_fails "$2") > 0 )); then echo "FAIL (errors)"; return; fi
+    if [[ -z $4 ]]; then echo "n/a"; return; fi
+    case $target in
+        "<= "*) ok=$(awk -v r="$3" -v t="${target#<= }" 'BEGIN { print (r != "" && r + 0 <= t + 0) }') ;;
+        ">= "*) ok=$(awk -v r="$3" -v t="${target#>= }" 'BEGIN { print (r != "" && r + 0 >= t + 0) }') ;;
+        "abs <= "*) ok=$(awk -v v="$4" -v t="${target#abs <= }" 'BEGIN { print (v + 0 <= t + 0) }') ;;
+        "abs < "*) ok=$(awk -v v="$4" -v t="${target#abs < }" 'BEGIN { print (v + 0 < t + 0) }') ;;
+    esac
+    if (( ok )); then echo PASS; else echo FAIL; fi
+}
+
+# bench_target_shown TARGET UNIT: how the report shows a bench_pass TARGET.
+bench_target_shown() {
+    case $1 in
+        "<= "*) echo "≤ ${1#<= }×" ;;
+        ">= "*) echo "≥ ${1#>= }×" ;;
+        "abs <= "*) echo "≤ ${1#abs <= } $2" ;;
+        "abs < "*) echo "< ${1#abs < } $2" ;;
+        *) echo "—" ;;
+    esac
+}
+
+# bench_copy_binary DIR: copies BUILDFS into DIR and uses the copy, so that a
+# rebuild during the run cannot mix two versions in one table; BUILDFS_INFO
+# names the original (bench_binary_line).
+# shellcheck disable=SC2034 # the caller reads BUILDFS_INFO
+bench_copy_binary() {
+    BUILDFS_INFO="$(bench_binary_line "$BUILDFS"), copied to the work dir for the run"
+    mkdir -p "$1"
+    cp "$BUILDFS" "$1/buildfs"
+    BUILDFS=$1/buildfs
+}
+
+# bench_run_begin: starts a run: refuses if anything is mounted under
+# WORK_ROOT, empties WORK_ROOT (a marked bulk deletion) and DATA, and arms
+# bench_run_end for the end, however it comes. Sets RUN_START and
+# BENCH_RUN_STATUS (the caller sets it to "complete" at the end).
+bench_run_begin() {
+    if findmnt -rn -o TARGET | grep -q "^$WORK_ROOT/"; then
+        bench_log "something is mounted under $WORK_ROOT (an earlier run?): unmount it first"
+        exit 1
+    fi
+    RUN_START=$(date +%s)
+    if [[ -e $WORK_ROOT ]]; then bench_bulk_delete "$WORK_ROOT"; fi
+    rm -rf "$DATA"
+    mkdir -p "$DATA" "$WORK_ROOT"
+    : >"$BENCH_MOUNTS"
+    BENCH_OUT=$WORK_ROOT/last-output
+    BENCH_RUN_STATUS=interrupted
+    trap bench_run_end EXIT
+    trap 'bench_log "interrupted (SIGINT)"; exit 130' INT
+    trap 'bench_log "terminated (SIGTERM)"; exit 143' TERM
+}
+
+# bench_run_end: the EXIT trap of bench_run_begin: takes the run's mounts
+# down; writes the report if anything was measured (to RESULTS after a
+# complete run, else beside it as NAME.incomplete.md: a full report is never
+# overwritten by a partial one); deletes WORK_ROOT unless KEEP_WORK=1.
+bench_run_end() {
+    local rc=$?
+    trap - EXIT INT TERM
+    bench_unmount_all || true
+    if [[ -f $DATA/.measured ]]; then
+        if [[ $BENCH_RUN_STATUS != complete ]]; then
+            BENCH_RUN_STATUS="stopped early (exit $rc), see $LOG"
+            RESULTS=${RESULTS%.md}.incomplete.md
+        fi
+        bench_write_report "$BENCH_RUN_STATUS" || true
+    fi
+    if [[ ${KEEP_WORK:-0} == 1 ]]; then
+        bench_log "keeping $WORK_ROOT (KEEP_WORK=1)"
+    elif findmnt -rn -o TARGET | grep -q "^$WORK_ROOT/"; then
+        bench_log "something is still mounted under $WORK_ROOT: not deleting it"
+    elif [[ -d $WORK_ROOT ]]; then
+        bench_log "deleting $WORK_ROOT ($(find "$WORK_ROOT" -xdev | wc -l) entries; this can take minutes)"
+        bench_bulk_delete "$WORK_ROOT"
+    fi
+    exit "$rc"
+}
+
+# bench_write_report STATUS: `write_report STATUS` into RESULTS.
+bench_write_report() {
+    mkdir -p "$(dirname "$RESULTS")"
+    write_report "$1" >"$RESULTS"
+    bench_log "report written to $RESULTS"
+}
+
+# bench_run_header TITLE STATUS DIR: the report's title, a warning unless
+# STATUS is "complete", the date and the run's length, this machine and the
+# disk holding DIR.
+bench_run_header() {
+    echo "# $1"
+    echo
+    if [[ $2 != complete ]]; then echo "**INCOMPLETE RUN: $2**"; echo; fi
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'), run took $(( ($(date +%s) - RUN_START) / 60 )) min"
+    bench_machine_lines "$3"
 }
 
 # ------------------------------------------ remote stores over HTTP (nginx) --

@@ -37,9 +37,11 @@ if (( QUICK )); then SETTLE_SECONDS=${SETTLE_SECONDS:-0}; fi
 # shellcheck source=lib.sh
 . "$BENCH_DIR/lib.sh"
 
-BUILDFS=${BUILDFS:-$REPO_DIR/.build-release/buildfs}
-if (( QUICK )); then WORK_ROOT=${WORK_ROOT:-$BENCH_DIR/work/mount-quick}; fi
-WORK_ROOT=${WORK_ROOT:-$BENCH_DIR/work/mount}
+if (( QUICK )); then
+    WORK_ROOT=${WORK_ROOT:-$BENCH_DIR/work/mount-quick}
+    RESULTS=${RESULTS:-$BENCH_DIR/work/mount-quick.md}
+fi
+bench_paths mount
 KEEP_WORK=${KEEP_WORK:-0}
 LOG=$WORK_ROOT.log          # every command's output
 DATA=$WORK_ROOT-data        # raw numbers; small, kept after the run
@@ -48,13 +50,11 @@ ALL_FS=(native buildfs bindfs fuse-overlayfs)
 ALL_GROUPS=(io make tree many)
 
 if (( QUICK )); then
-    RESULTS=${RESULTS:-$BENCH_DIR/work/mount-quick.md}
     ROUNDS=${ROUNDS:-1}; MANY_ROUNDS=${MANY_ROUNDS:-1}
     WRITE_MIB=${WRITE_MIB:-256}; MANY_FILES=${MANY_FILES:-20000}
     NOOP_REPS=${NOOP_REPS:-5}; UNTAR_SOURCES=${UNTAR_SOURCES:-/usr/include}
     MAKE_DIRS=${MAKE_DIRS:-common decompress}
 else
-    RESULTS=${RESULTS:-$BENCH_DIR/results/mount.md}
     ROUNDS=${ROUNDS:-5}; MANY_ROUNDS=${MANY_ROUNDS:-3}
     WRITE_MIB=${WRITE_MIB:-1024}; MANY_FILES=${MANY_FILES:-200000}
     NOOP_REPS=${NOOP_REPS:-20}
@@ -64,71 +64,14 @@ fi
 
 INPUTS=$WORK_ROOT/inputs      # the tarball and the make project, made once
 RUNS=$WORK_ROOT/runs          # one directory per (group, filesystem, round)
-MOUNTS_FILE=$WORK_ROOT/mounted   # "MOUNTPOINT DAEMON_PID FS" of live mounts
-OUT=$WORK_ROOT/last-output    # stdout of the last timed command
+BENCH_MOUNTS=$WORK_ROOT/mounted   # live mounts (lib.sh)
+BENCH_LOAD_LOG=$DATA/load
 
 # ---------------------------------------------------------------- plumbing --
 
-log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" | tee -a "$LOG" >&2; }
-die() { log "mount.sh: $*"; exit 1; }
+die() { bench_log "mount.sh: $*"; exit 1; }
 
 usage() { sed -n '2,/MAKE_JOBS\.$/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
-
-# seconds_since START: wall seconds since an $EPOCHREALTIME value.
-seconds_since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.4f", b - a }'; }
-
-# record NAME FS ROUND VALUE: one value ("fail" for a failed measurement).
-record() { echo "$3 $4" >>"$DATA/$1.$2"; }
-
-# The daemon serving a mount: the process holding /dev/fuse whose arguments
-# name the mountpoint (as an argument, or after '=' or ','); else the single
-# /dev/fuse holder that was not there before the mount.
-holds_fuse() {
-    local fd
-    for fd in /proc/"$1"/fd/*; do
-        [[ $(readlink "$fd" 2>/dev/null) == /dev/fuse ]] && return 0
-    done
-    return 1
-}
-
-fuse_holders() {
-    local p
-    for p in /proc/[0-9]*; do
-        if holds_fuse "${p#/proc/}"; then echo "${p#/proc/}"; fi
-    done 2>/dev/null
-}
-
-find_daemon() {
-    local mp=$1 before=$2 p a found=
-    local -a args
-    for p in /proc/[0-9]*; do
-        mapfile -d '' args <"$p/cmdline" 2>/dev/null || continue
-        for a in "${args[@]}"; do
-            if [[ $a == "$mp" || $a == *"=$mp" || $a == *",$mp" ]]; then
-                if holds_fuse "${p#/proc/}"; then found=${p#/proc/}; break 2; fi
-            fi
-        done
-    done 2>/dev/null
-    if [[ -z $found ]]; then
-        local -a new
-        mapfile -t new < <(comm -13 <(sort <<<"$before") <(fuse_holders | sort))
-        if (( ${#new[@]} == 1 )); then found=${new[0]}; fi
-    fi
-    echo "${found:-0}"
-}
-
-# daemon_cpu PID: user+system seconds of all the daemon's threads so far.
-daemon_cpu() {
-    local pid=$1 stat
-    if (( pid == 0 )) || ! stat=$(cat "/proc/$pid/stat" 2>/dev/null); then echo 0; return; fi
-    stat=${stat##*) }   # drop "pid (comm) ", comm may hold spaces
-    awk -v tck="$(getconf CLK_TCK)" '{ printf "%.2f", ($12 + $13) / tck }' <<<"$stat"
-}
-
-# daemon_field PID FIELD: a kB value (VmHWM, VmRSS) or Threads from status.
-daemon_field() {
-    awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status" 2>/dev/null || true
-}
 
 is_mounted() { findmnt -rn --mountpoint "$1" >/dev/null 2>&1; }
 
@@ -136,7 +79,7 @@ is_mounted() { findmnt -rn --mountpoint "$1" >/dev/null 2>&1; }
 # directory to work in (DIR/upper itself for native, DIR/mnt otherwise).
 # Writes the daemon's pid to DIR/daemon.pid. Reuses DIR's contents if any.
 fs_mount() {
-    local fs=$1 dir=$2 mp=$2/mnt before pid i
+    local fs=$1 dir=$2 mp=$2/mnt pid i
     mkdir -p "$dir/upper"
     if [[ $fs == native ]]; then
         echo 0 >"$dir/daemon.pid"
@@ -144,8 +87,7 @@ fs_mount() {
         return
     fi
     mkdir -p "$mp"
-    is_mounted "$mp" && { log "already mounted: $mp"; return 1; }
-    before=$(fuse_holders)
+    is_mounted "$mp" && { bench_log "already mounted: $mp"; return 1; }
     case $fs in
         buildfs) "$BUILDFS" mount "$mp" --upper "$dir/upper" >>"$LOG" 2>&1 9>&- ;;
         bindfs) bindfs --no-allow-other "$dir/upper" "$mp" >>"$LOG" 2>&1 9>&- ;;
@@ -159,84 +101,29 @@ fs_mount() {
         if is_mounted "$mp"; then break; fi
         sleep 0.1
     done
-    is_mounted "$mp" || { log "$fs: $mp is not mounted 10 s after the mount command returned"; return 1; }
-    pid=$(find_daemon "$mp" "$before")
-    echo "$mp $pid $fs" >>"$MOUNTS_FILE"
-    (( pid != 0 )) || log "$fs: could not find the daemon of $mp (no RSS/CPU numbers)"
+    is_mounted "$mp" || { bench_log "$fs: $mp is not mounted 10 s after the mount command returned"; return 1; }
+    pid=$(bench_mount_pid "$mp")
+    bench_mount_add "$mp" "$pid" "$([[ $fs != buildfs ]] || echo "$BUILDFS")"
+    (( pid != 0 )) || bench_log "$fs: could not find the daemon of $mp (no RSS/CPU numbers)"
     echo "$pid" >"$dir/daemon.pid"
     echo "$mp"
 }
 
-# unmount_mp MOUNTPOINT: unmounts (the right way for its filesystem) and waits
-# for the daemon to exit. Safe to call on anything listed in MOUNTS_FILE.
-unmount_mp() {
-    local mp=$1 pid="" fs="" i
-    read -r _ pid fs < <(awk -v m="$mp" '$1 == m' "$MOUNTS_FILE") || true
-    if is_mounted "$mp"; then
-        if [[ $fs == buildfs ]]; then
-            "$BUILDFS" umount "$mp" >>"$LOG" 2>&1 || { log "buildfs umount $mp failed"; umount "$mp" >>"$LOG" 2>&1 || true; }
-        else
-            umount "$mp" >>"$LOG" 2>&1 || true
-        fi
-        if is_mounted "$mp"; then
-            log "$mp still mounted: lazy unmount"
-            umount -l "$mp" >>"$LOG" 2>&1 || true
-        fi
-    fi
-    if [[ -n $pid && $pid != 0 ]]; then
-        i=0
-        while kill -0 "$pid" 2>/dev/null && (( i++ < 300 )); do sleep 0.1; done
-        if kill -0 "$pid" 2>/dev/null; then log "daemon $pid of $mp still running 30 s after unmount"; fi
-    fi
-    awk -v m="$mp" '$1 != m' "$MOUNTS_FILE" >"$MOUNTS_FILE.tmp" && mv "$MOUNTS_FILE.tmp" "$MOUNTS_FILE"
-}
-
 fs_umount() {   # fs_umount FS DIR
-    [[ $1 == native ]] || unmount_mp "$2/mnt"
+    [[ $1 == native ]] || bench_unmount "$2/mnt"
 }
 
-unmount_all() {
-    local mp
-    [[ -f $MOUNTS_FILE ]] || return 0
-    while read -r mp _; do unmount_mp "$mp"; done < <(cat "$MOUNTS_FILE")
-}
-
-# measure NAME FS ROUND DIR CMD...: runs CMD once and records its wall-clock
-# seconds, the CPU seconds the filesystem daemon spent meanwhile (NAME.cpu),
-# and those plus CMD's own user+system CPU, children included (NAME.tcpu):
-# on a busy machine CPU time varies far less than wall time.
-# `sync` first, outside the timed region, so no earlier writeback is charged.
-# CMD's stdout goes to $OUT, its stderr to the log. A failure is recorded as
-# "fail" and returned.
+# measure NAME FS ROUND DIR CMD...: bench_measure of NAME.FS, with the
+# daemon of DIR's mount.
 measure() {
-    local name=$1 fs=$2 round=$3 dir=$4 pid cpu0 start rc=0 TIMEFORMAT='%U %S'
+    local name=$1.$2 round=$3 dir=$4
     shift 4
-    pid=$(cat "$dir/daemon.pid")
-    sync
-    echo "+ [$name $fs r$round] $*" >>"$LOG"
-    cpu0=$(daemon_cpu "$pid")
-    start=$EPOCHREALTIME
-    { time "$@" >"$OUT" 2>>"$LOG"; } 2>"$OUT.cpu" || rc=$?
-    local secs
-    secs=$(seconds_since "$start")
-    if (( rc != 0 )); then
-        record "$name" "$fs" "$round" fail
-        log "$name on $fs (round $round) FAILED with exit code $rc (see $LOG)"
-        return "$rc"
-    fi
-    record "$name" "$fs" "$round" "$secs"
-    local dcpu=0
-    if (( pid != 0 )); then
-        dcpu=$(awk -v a="$cpu0" -v b="$(daemon_cpu "$pid")" 'BEGIN { printf "%.2f", b - a }')
-        record "$name.cpu" "$fs" "$round" "$dcpu"
-    fi
-    record "$name.tcpu" "$fs" "$round" "$(awk -v d="$dcpu" '{ printf "%.2f", $1 + $2 + d }' "$OUT.cpu")"
-    echo "  $secs s" >>"$LOG"
+    bench_measure "$name" "$round" "$(cat "$dir/daemon.pid")" "$@"
 }
 
 check() {   # check DESCRIPTION CONDITION...: fails the unit when CONDITION fails
     local what=$1; shift
-    "$@" || { log "check failed: $what"; return 1; }
+    "$@" || { bench_log "check failed: $what"; return 1; }
 }
 
 # Group names (what --only accepts) and the measurements each one records.
@@ -248,69 +135,41 @@ declare -A GROUP_NAMES=(
     [many]="many_create many_walk many_hwm many_rss many_fds"
 )
 
-# run_unit GROUP FS ROUND: one filesystem's turn in one round of a group, in
-# a subshell under `set -e`. If it fails, every measurement of the group that
-# it did not record is recorded as failed, and its mount is taken down.
+# run_unit FS ROUND: one filesystem's turn in one round of GROUP (bench_unit).
 run_unit() {
-    local group=$1 fs=$2 round=$3 rc=0 name
-    log "$group, round $round: $fs"
-    sample_load
-    set +e
-    ( set -e; "unit_$group" "$fs" "$round" )
-    rc=$?
-    set -e
-    if (( rc != 0 )); then
-        log "$group on $fs, round $round: failed (exit $rc)"
-        for name in ${GROUP_NAMES[$group]}; do
-            grep -qs "^$round " "$DATA/$name.$fs" || record "$name" "$fs" "$round" fail
-        done
-        if [[ $group == many ]]; then record_failure_state "$fs" "$round"; fi
-        unmount_all || true
-    fi
-}
-
-unit_dir() { echo "$RUNS/$1-$2-r$3"; }
-
-# rotated ROUND: the filesystems in this round's order (start rotates).
-rotated() {
-    local round=$1 n=${#FS_LIST[@]} i
-    for (( i = 0; i < n; i++ )); do echo "${FS_LIST[$(( (round - 1 + i) % n ))]}"; done
+    local fs=$1 round=$2 names="" name
+    bench_log "$GROUP, round $round: $fs"
+    for name in ${GROUP_NAMES[$GROUP]}; do names+=" $name.$fs"; done
+    bench_unit "$names" "unit_$GROUP" "$fs" "$round"
 }
 
 # for_rounds GROUP ROUNDS: round-robin over the filesystems.
-for_rounds() {
-    local group=$1 rounds=$2 round fs
-    for (( round = 1; round <= rounds; round++ )); do
-        for fs in $(rotated "$round"); do run_unit "$group" "$fs" "$round"; done
-    done
-}
+for_rounds() { GROUP=$1; bench_round_robin "$2" run_unit "${FS_LIST[@]}"; }
+
+unit_dir() { echo "$RUNS/$1-$2-r$3"; }
 
 # record_daemon NAME FS ROUND DIR: the daemon's peak RSS so far (kB).
 record_daemon() {
     local pid
     pid=$(cat "$4/daemon.pid")
-    if (( pid != 0 )); then record "$1" "$2" "$3" "$(daemon_field "$pid" VmHWM)"; fi
+    if (( pid != 0 )); then bench_record "$1.$2" "$3" "$(bench_status_kb "$pid" VmHWM)"; fi
 }
 
 # What a failed many-files round had done, and the daemon's state then.
+BENCH_ON_UNIT_FAILURE=record_failure_state
 record_failure_state() {
-    local fs=$1 round=$2 dir pid files text
+    [[ $1 == unit_many ]] || return 0
+    local fs=$2 round=$3 dir pid files text
     dir=$(unit_dir many "$fs" "$round")
     files=$(find "$dir/upper" -type f 2>/dev/null | wc -l)
     text="$files files created"
     pid=$(cat "$dir/daemon.pid" 2>/dev/null || echo 0)
     if (( pid != 0 )) && [[ -d /proc/$pid ]]; then
-        text="$text; daemon then: VmHWM $(fmt_kb "$(daemon_field "$pid" VmHWM)"), $(find "/proc/$pid/fd" -mindepth 1 -maxdepth 1 | wc -l) open fds, fd limit $(awk '/^Max open files/ { print $4 }' "/proc/$pid/limits")"
+        text="$text; daemon then: VmHWM $(fmt_kb "$(bench_status_kb "$pid" VmHWM)"), $(find "/proc/$pid/fd" -mindepth 1 -maxdepth 1 | wc -l) open fds, fd limit $(awk '/^Max open files/ { print $4 }' "/proc/$pid/limits")"
     elif (( pid != 0 )); then
         text="$text; daemon $pid had exited"
     fi
     echo "$round $text" >>"$DATA/many_failure.$fs"
-}
-
-sample_load() {
-    local busy
-    busy=$(cat /proc/[0-9]*/comm 2>/dev/null | grep -cxE 'swift-frontend|swift-build|swiftc|swift-driver' || true)
-    echo "$(cut -d' ' -f1 /proc/loadavg) ${busy:-0}" >>"$DATA/load"
 }
 
 # ----------------------------------------------------------------- inputs ---
@@ -405,7 +264,7 @@ unit_make() {
     measure make "$fs" "$round" "$dir" make_build "$target/zstd"
     check "libzstd.a was built" test -s "$target/zstd/build/libzstd.a"
     measure noop "$fs" "$round" "$dir" make_noop "$target/zstd"
-    check "no-op make compiled nothing" no_compiles "$OUT"
+    check "no-op make compiled nothing" no_compiles "$BENCH_OUT"
     check "make -q says up to date" make -q -C "$target/zstd"
     record_daemon hwm_make "$fs" "$round" "$dir"
     fs_umount "$fs" "$dir"
@@ -438,7 +297,7 @@ unit_tree() {
 unit_tree_rm() {
     local fs=$1 round=$2 dir target
     dir=$(unit_dir tree "$fs" "$round")
-    [[ -d $dir/upper/t ]] || { log "no tree from the untar round in $dir"; return 1; }
+    [[ -d $dir/upper/t ]] || { bench_log "no tree from the untar round in $dir"; return 1; }
     target=$(fs_mount "$fs" "$dir")
     walk_names "$target/t"
     measure rm "$fs" "$round" "$dir" rm -rf "$target/t"
@@ -454,14 +313,14 @@ unit_many() {
     dir=$(unit_dir many "$fs" "$round")
     target=$(fs_mount "$fs" "$dir")
     measure many_create "$fs" "$round" "$dir" make_many "$target/m"
-    check "created $MANY_FILES files" test "$(cat "$OUT")" = "$MANY_FILES"
+    check "created $MANY_FILES files" test "$(cat "$BENCH_OUT")" = "$MANY_FILES"
     measure many_walk "$fs" "$round" "$dir" walk_stat "$target/m"
-    check "walk found $MANY_FILES files of 100 bytes" test "$(cat "$OUT")" = "$MANY_FILES $(( MANY_FILES * 100 ))"
+    check "walk found $MANY_FILES files of 100 bytes" test "$(cat "$BENCH_OUT")" = "$MANY_FILES $(( MANY_FILES * 100 ))"
     pid=$(cat "$dir/daemon.pid")
     if (( pid != 0 )); then
-        record many_hwm "$fs" "$round" "$(daemon_field "$pid" VmHWM)"
-        record many_rss "$fs" "$round" "$(daemon_field "$pid" VmRSS)"
-        record many_fds "$fs" "$round" "$(find "/proc/$pid/fd" -mindepth 1 -maxdepth 1 | wc -l)"
+        bench_record "many_hwm.$fs" "$round" "$(bench_status_kb "$pid" VmHWM)"
+        bench_record "many_rss.$fs" "$round" "$(bench_status_kb "$pid" VmRSS)"
+        bench_record "many_fds.$fs" "$round" "$(find "/proc/$pid/fd" -mindepth 1 -maxdepth 1 | wc -l)"
     fi
     fs_umount "$fs" "$dir"
 }
@@ -470,7 +329,7 @@ unit_many() {
 # the page cache so that no filesystem's first round pays for cold caches.
 warm_up() {
     local dir=$RUNS/warmup
-    log "warm-up (untimed, native)"
+    bench_log "warm-up (untimed, native)"
     mkdir -p "$dir"
     if selected make; then
         cp -a "$INPUTS/zstd-project" "$dir/zstd"
@@ -482,48 +341,26 @@ warm_up() {
 
 # ----------------------------------------------------------------- report ---
 
-# values NAME FS: the recorded values in run order, or nothing.
-values() { [[ -f $DATA/$1.$2 ]] && awk '{ print $2 }' "$DATA/$1.$2"; }
-ok_values() { values "$1" "$2" | grep -v '^fail$' || true; }
-fail_count() { values "$1" "$2" | grep -c '^fail$' || true; }
+# key NAME FS: NAME's data file for FS (make.tcpu, native: make.native.tcpu).
+key() { if [[ $1 == *.* ]]; then echo "${1%%.*}.$2.${1#*.}"; else echo "$1.$2"; fi; }
+med() { bench_med "$(key "$1" "$2")"; }
+fail_count() { bench_fails "$(key "$1" "$2")"; }
 
-# med NAME FS: median of the successful values, or nothing.
-med() { ok_values "$1" "$2" | bench_median /dev/stdin 2>/dev/null || true; }
-
-fmt_time() { awk -v v="$1" 'BEGIN { if (v < 1) printf "%.0f ms", v * 1000; else printf "%.2f s", v }'; }
 fmt_tput() { awk -v v="$1" -v mib="$WRITE_MIB" 'BEGIN { printf "%.0f MB/s", mib * 1.048576 / v }'; }
 fmt_kb() { awk -v v="$1" 'BEGIN { printf "%.1f MB", v / 1024 }'; }
-fmt_int() { echo "$1"; }
-
-# ratio KIND A NATIVE: time ratio A/NATIVE, or throughput ratio NATIVE/A.
-ratio() {
-    awk -v k="$1" -v a="$2" -v n="$3" 'BEGIN {
-        if (a == "" || n == "" || a <= 0 || n <= 0) { print ""; exit }
-        printf "%.2f", (k == "tput") ? n / a : a / n }'
-}
 
 # cell NAME FS KIND: "median (ratio×)" for the table, with failures noted.
 cell() {
-    local name=$1 fs=$2 kind=$3 m n r fails text
-    m=$(med "$name" "$fs")
-    fails=$(fail_count "$name" "$fs")
-    if [[ -z $m ]]; then
-        if (( fails > 0 )); then echo "failed ($fails/$fails)"; else echo "—"; fi
-        return
-    fi
+    local name=$1 fs=$2 kind=$3 format=echo r=""
     case $kind in
-        time) text=$(fmt_time "$m") ;;
-        tput) text=$(fmt_tput "$m") ;;
-        kb) text=$(fmt_kb "$m") ;;
-        *) text=$m ;;
+        time) format=bench_fmt_time ;;
+        tput) format=fmt_tput ;;
+        kb) format=fmt_kb ;;
     esac
     if [[ $fs != native && ( $kind == time || $kind == tput ) ]]; then
-        n=$(med "$name" native)
-        r=$(ratio "$kind" "$m" "$n")
-        [[ -n $r ]] && text="$text (${r}×)"
+        r=$(bench_time_ratio "$kind" "$(med "$name" "$fs")" "$(med "$name" native)")
     fi
-    (( fails == 0 )) || text="$text, $fails failed"
-    echo "$text"
+    bench_cell "$(key "$name" "$fs")" "$format" "${r:+(${r}×)}"
 }
 
 # better A B: whether value A beats B. Every kind is stored as a cost
@@ -533,27 +370,15 @@ better() {
 }
 
 # table_row NAME LABEL KIND TARGET: TARGET is "<= X", ">= X" (ratio vs
-# native), "< N MB" (absolute, for memory), or "-" (information only).
+# native), "abs < N" (MB, for memory), or "-" (information only).
 table_row() {
-    local name=$1 label=$2 kind=$3 target=$4 ours r pass ahead fs row verdict_ok
+    local name=$1 label=$2 kind=$3 target=$4 ours r="" value ahead fs row
     ours=$(med "$name" buildfs)
     row="| $label | $(cell "$name" native "$kind")"
     for fs in buildfs bindfs fuse-overlayfs; do row="$row | $(cell "$name" "$fs" "$kind")"; done
-    r=""
-    if [[ $kind == time || $kind == tput ]]; then r=$(ratio "$kind" "$ours" "$(med "$name" native)"); fi
-    pass="n/a"
-    if [[ $target == - ]]; then
-        pass="(info)"
-    elif [[ -n $ours && $(fail_count "$name" buildfs) -eq 0 ]]; then
-        case $target in
-            "<= "*) verdict_ok=$(awk -v r="$r" -v t="${target#<= }" 'BEGIN { print (r != "" && r + 0 <= t + 0) }') ;;
-            ">= "*) verdict_ok=$(awk -v r="$r" -v t="${target#>= }" 'BEGIN { print (r != "" && r + 0 >= t + 0) }') ;;
-            "< "*) verdict_ok=$(awk -v v="$ours" -v t="${target#< }" 'BEGIN { print (v / 1024 < t + 0) }') ;;
-        esac
-        if (( verdict_ok )); then pass="PASS"; else pass="FAIL"; fi
-    elif [[ $(fail_count "$name" buildfs) -gt 0 ]]; then
-        pass="FAIL (errors)"
-    fi
+    if [[ $kind == time || $kind == tput ]]; then r=$(bench_time_ratio "$kind" "$ours" "$(med "$name" native)"); fi
+    value=$ours
+    if [[ $kind == kb && -n $ours ]]; then value=$(awk -v v="$ours" 'BEGIN { print v / 1024 }'); fi
     ahead="n/a"
     if [[ -n $ours ]]; then
         ahead="yes"
@@ -566,30 +391,20 @@ table_row() {
         done
         (( peers > 0 )) || ahead="n/a"
     fi
-    local tshow=${target//<=/≤}
-    tshow=${tshow//>=/≥}
-    case $target in
-        -) tshow="—" ;;
-        "<="*|">="*) tshow="$tshow×" ;;
-        "< "*) tshow="$tshow MB" ;;
-    esac
-    echo "$row | ${r:+${r}×} | $tshow | $pass | $ahead |"
+    echo "$row | ${r:+${r}×} | $(bench_target_shown "$target" MB) | $(bench_pass "$target" "$(key "$name" buildfs)" "$r" "$value") | $ahead |"
 }
 
-has_data() { [[ -n $(values "$1" native)$(values "$1" buildfs)$(values "$1" bindfs)$(values "$1" fuse-overlayfs) ]]; }
+has_data() { local fs; for fs in "${ALL_FS[@]}"; do [[ ! -s $DATA/$(key "$1" "$fs") ]] || return 0; done; return 1; }
 
 # detail_row NAME LABEL KIND: every round's value and the daemon's CPU.
 detail_row() {
-    local name=$1 label=$2 kind=$3 fs vals cpu tcpu
+    local name=$1 label=$2 kind=$3 fs cpu tcpu mb=""
+    if [[ $kind == tput ]]; then mb=$(awk -v mib="$WRITE_MIB" 'BEGIN { printf "%.6f", mib * 1.048576 }'); fi
     for fs in "${FS_LIST[@]}"; do
         [[ -f $DATA/$name.$fs ]] || continue
-        vals=$(awk -v k="$kind" -v mib="$WRITE_MIB" '{ v = $2
-            if (v != "fail" && k == "tput") v = sprintf("%.0f", mib * 1.048576 / v)
-            else if (v != "fail" && k == "time") v = sprintf("%.3f", v)
-            printf "%s%s", (NR > 1 ? " " : ""), v }' "$DATA/$name.$fs")
-        cpu=$(med "$name.cpu" "$fs")
-        tcpu=$(med "$name.tcpu" "$fs")
-        echo "| $label | $fs | $vals | ${cpu:+$cpu s} | ${tcpu:+$tcpu s} |"
+        cpu=$(bench_med "$name.$fs.cpu")
+        tcpu=$(bench_med "$name.$fs.tcpu")
+        echo "| $label | $fs | $(bench_rounds "$name.$fs" "$mb") | ${cpu:+$cpu s} | ${tcpu:+$tcpu s} |"
     done
 }
 
@@ -603,31 +418,18 @@ versions_line() {
 }
 
 write_report() {
-    local status=$1 revision version load
-    revision=$(git -C "$REPO_DIR" rev-parse --short HEAD 2>/dev/null || echo "no commit")
-    if ! git -C "$REPO_DIR" diff --quiet HEAD 2>/dev/null; then revision="$revision + uncommitted changes"; fi
+    local status=$1 version
     version=$("$BUILDFS" --version 2>/dev/null | head -n 1 || true)
-    load=$(sort -g "$DATA/load" 2>/dev/null | awk '{ l[NR] = $1; if ($2 > 0) busy++ }
-        END { if (NR == 0) exit
-              m = l[int((NR + 1) / 2)]
-              printf "1-min load average min %s / median %s / max %s over %d samples (one per filesystem and round); a Swift compile (swift-frontend/swift-build) was running at %d of them", l[1], m, l[NR], NR, busy + 0
-              if (m > 3) printf ". **Busy machine** (2 cores; the benchmark itself adds 1 to 2): expect noisy numbers, wall times worst" }' || true)
-    mkdir -p "$(dirname "$RESULTS")"
-    {
-        echo "# buildfs mount benchmark"
-        echo
-        if [[ $status != complete ]]; then echo "**INCOMPLETE RUN: $status**"; echo; fi
-        echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'), run took $(( ($(date +%s) - RUN_START) / 60 )) min"
-        bench_machine_lines "$WORK_ROOT"
-        versions_line
-        echo "- buildfs: ${version:-version unknown}, repo revision $revision, ${BUILDFS_INFO:-binary \`$BUILDFS\`}${BUILDFS_NOTE:+ — $BUILDFS_NOTE}"
-        echo "- compiler: $(gcc --version | head -n 1); make: $(make --version | head -n 1)"
-        echo "- machine load during the run: ${load:-not sampled}"
-        echo "- rounds: $ROUNDS (many-files group: $MANY_ROUNDS)$( (( QUICK )) && echo ', --quick sizes')"
-        echo
-        echo "## Method"
-        echo
-        cat <<EOF
+    bench_run_header "buildfs mount benchmark" "$status" "$WORK_ROOT"
+    versions_line
+    echo "- buildfs: ${version:-version unknown}, repo revision $(bench_revision), ${BUILDFS_INFO:-binary \`$BUILDFS\`}${BUILDFS_NOTE:+ — $BUILDFS_NOTE}"
+    echo "- compiler: $(gcc --version | head -n 1); make: $(make --version | head -n 1)"
+    bench_load_line "filesystem and round"
+    echo "- rounds: $ROUNDS (many-files group: $MANY_ROUNDS)$( (( QUICK )) && echo ', --quick sizes')"
+    echo
+    echo "## Method"
+    echo
+    cat <<EOF
 - Filesystems, each over a fresh directory on the same disk for every round:
   **native** = the plain directory; **buildfs** = \`buildfs mount MNT --upper DIR\`;
   **bindfs** = \`bindfs --no-allow-other DIR MNT\` (its defaults);
@@ -669,76 +471,74 @@ write_report() {
   sizes checked (this is where a daemon holding a descriptor per inode hits EMFILE).
   Then the daemon's VmHWM/VmRSS and open descriptors are read from /proc/PID.
 EOF
+    echo
+    echo "## Results (medians; ratio vs native in parentheses)"
+    echo
+    echo "| workload | native | buildfs | bindfs | fuse-overlayfs | buildfs ratio | target | pass | buildfs ahead of both peers |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"
+    has_data make && table_row make "clean \`make -j$MAKE_JOBS\` (zstd lib)" time "<= 1.05"
+    has_data noop && table_row noop "no-op make ($NOOP_REPS runs)" time "<= 1.1"
+    has_data untar && table_row untar "untar $(awk '{ print $1 }' "$DATA/tree_desc") files" time "<= 1.3"
+    has_data find && table_row find "find (2nd run)" time "<= 1.5"
+    has_data ls && table_row ls "ls -lR (2nd run)" time "<= 1.5"
+    has_data rm && table_row rm "rm -rf of the tree" time "<= 2.0"
+    has_data write && table_row write "sequential write $WRITE_MIB MiB" tput ">= 0.7"
+    has_data reread && table_row reread "re-read $WRITE_MIB MiB (hot)" tput ">= 0.8"
+    has_data many_create && table_row many_hwm "daemon peak RSS (VmHWM) after $MANY_FILES files" kb "abs < 50"
+    has_data make.tcpu && table_row make.tcpu "clean make: CPU s of make, gcc and daemon" time -
+    has_data write_fsync && table_row write_fsync "write $WRITE_MIB MiB + fsync" tput -
+    has_data read1 && table_row read1 "first read $WRITE_MIB MiB after writing it" tput -
+    has_data many_create && table_row many_create "create $MANY_FILES files" time -
+    has_data many_walk && table_row many_walk "stat-walk $MANY_FILES files" time -
+    if has_data many_create; then
         echo
-        echo "## Results (medians; ratio vs native in parentheses)"
+        echo "Many-files workload: no error means every round created and walked all $MANY_FILES files"
+        echo "(a failed round shows as \"failed\" above). After it, per daemon (medians):"
         echo
-        echo "| workload | native | buildfs | bindfs | fuse-overlayfs | buildfs ratio | target | pass | buildfs ahead of both peers |"
-        echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"
-        has_data make && table_row make "clean \`make -j$MAKE_JOBS\` (zstd lib)" time "<= 1.05"
-        has_data noop && table_row noop "no-op make ($NOOP_REPS runs)" time "<= 1.1"
-        has_data untar && table_row untar "untar $(awk '{ print $1 }' "$DATA/tree_desc") files" time "<= 1.3"
-        has_data find && table_row find "find (2nd run)" time "<= 1.5"
-        has_data ls && table_row ls "ls -lR (2nd run)" time "<= 1.5"
-        has_data rm && table_row rm "rm -rf of the tree" time "<= 2.0"
-        has_data write && table_row write "sequential write $WRITE_MIB MiB" tput ">= 0.7"
-        has_data reread && table_row reread "re-read $WRITE_MIB MiB (hot)" tput ">= 0.8"
-        has_data many_create && table_row many_hwm "daemon peak RSS (VmHWM) after $MANY_FILES files" kb "< 50"
-        has_data make.tcpu && table_row make.tcpu "clean make: CPU s of make, gcc and daemon" time -
-        has_data write_fsync && table_row write_fsync "write $WRITE_MIB MiB + fsync" tput -
-        has_data read1 && table_row read1 "first read $WRITE_MIB MiB after writing it" tput -
-        has_data many_create && table_row many_create "create $MANY_FILES files" time -
-        has_data many_walk && table_row many_walk "stat-walk $MANY_FILES files" time -
-        if has_data many_create; then
-            echo
-            echo "Many-files workload: no error means every round created and walked all $MANY_FILES files"
-            echo "(a failed round shows as \"failed\" above). After it, per daemon (medians):"
-            echo
-            echo "| filesystem | VmHWM | VmRSS | open fds | rounds failed |"
-            echo "| --- | ---: | ---: | ---: | ---: |"
-            local fs
-            for fs in buildfs bindfs fuse-overlayfs; do
-                [[ -f $DATA/many_create.$fs ]] || continue
-                echo "| $fs | $(cell many_hwm "$fs" kb) | $(cell many_rss "$fs" kb) | $(med many_fds "$fs") | $(fail_count many_create "$fs") |"
-            done
-            for fs in buildfs bindfs fuse-overlayfs; do
-                [[ -f $DATA/many_failure.$fs ]] || continue
-                echo
-                echo "$fs failures (the error is in the log, \`${LOG#"$REPO_DIR"/}\`):"
-                awk '{ r = $1; $1 = ""; print "- round " r ":" $0 }' "$DATA/many_failure.$fs"
-            done
-        fi
-        echo
-        echo "## Every round"
-        echo
-        echo "Wall seconds (MB/s for throughputs) in run order; CPU columns are medians over rounds:"
-        echo "the daemon's, and the total of the command (with its children) and the daemon."
-        echo
-        echo "| workload | filesystem | rounds | daemon CPU | total CPU |"
-        echo "| --- | --- | --- | ---: | ---: |"
-        detail_row make "make -j$MAKE_JOBS" time
-        detail_row noop "no-op make ×$NOOP_REPS" time
-        detail_row untar untar time
-        detail_row find "find (2nd)" time
-        detail_row ls "ls -lR (2nd)" time
-        detail_row rm "rm -rf" time
-        detail_row write "write (MB/s)" tput
-        detail_row write_fsync "write+fsync (MB/s)" tput
-        detail_row read1 "first read (MB/s)" tput
-        detail_row reread "re-read (MB/s)" tput
-        detail_row many_create "create many" time
-        detail_row many_walk "walk many" time
-        echo
-        echo "Daemon peak RSS (VmHWM) at the end of each group's rounds, MB, in run order:"
-        echo
-        local g fs
-        for g in io make tree; do
-            for fs in buildfs bindfs fuse-overlayfs; do
-                [[ -f $DATA/hwm_$g.$fs ]] || continue
-                echo "- $g, $fs: $(awk '{ printf "%s%s", (NR > 1 ? " " : ""), ($2 == "fail" ? "fail" : sprintf("%.1f", $2 / 1024)) }' "$DATA/hwm_$g.$fs")"
-            done
+        echo "| filesystem | VmHWM | VmRSS | open fds | rounds failed |"
+        echo "| --- | ---: | ---: | ---: | ---: |"
+        local fs
+        for fs in buildfs bindfs fuse-overlayfs; do
+            [[ -f $DATA/many_create.$fs ]] || continue
+            echo "| $fs | $(cell many_hwm "$fs" kb) | $(cell many_rss "$fs" kb) | $(med many_fds "$fs") | $(fail_count many_create "$fs") |"
         done
-    } >"$RESULTS"
-    log "report written to $RESULTS"
+        for fs in buildfs bindfs fuse-overlayfs; do
+            [[ -f $DATA/many_failure.$fs ]] || continue
+            echo
+            echo "$fs failures (the error is in the log, \`${LOG#"$REPO_DIR"/}\`):"
+            awk '{ r = $1; $1 = ""; print "- round " r ":" $0 }' "$DATA/many_failure.$fs"
+        done
+    fi
+    echo
+    echo "## Every round"
+    echo
+    echo "Wall seconds (MB/s for throughputs) in run order; CPU columns are medians over rounds:"
+    echo "the daemon's, and the total of the command (with its children) and the daemon."
+    echo
+    echo "| workload | filesystem | rounds | daemon CPU | total CPU |"
+    echo "| --- | --- | --- | ---: | ---: |"
+    detail_row make "make -j$MAKE_JOBS" time
+    detail_row noop "no-op make ×$NOOP_REPS" time
+    detail_row untar untar time
+    detail_row find "find (2nd)" time
+    detail_row ls "ls -lR (2nd)" time
+    detail_row rm "rm -rf" time
+    detail_row write "write (MB/s)" tput
+    detail_row write_fsync "write+fsync (MB/s)" tput
+    detail_row read1 "first read (MB/s)" tput
+    detail_row reread "re-read (MB/s)" tput
+    detail_row many_create "create many" time
+    detail_row many_walk "walk many" time
+    echo
+    echo "Daemon peak RSS (VmHWM) at the end of each group's rounds, MB, in run order:"
+    echo
+    local g fs
+    for g in io make tree; do
+        for fs in buildfs bindfs fuse-overlayfs; do
+            [[ -f $DATA/hwm_$g.$fs ]] || continue
+            echo "- $g, $fs: $(awk '{ printf "%s%s", (NR > 1 ? " " : ""), ($2 == "fail" ? "fail" : sprintf("%.1f", $2 / 1024)) }' "$DATA/hwm_$g.$fs")"
+        done
+    done
 }
 
 # ---------------------------------------------------------------- driver ---
@@ -788,14 +588,6 @@ parse_args() {
     fi
 }
 
-# The binary under test is copied at the start, so that a rebuild of
-# .build/release during the run does not mix two versions in one table.
-snapshot_buildfs() {
-    BUILDFS_INFO="$(bench_binary_line "$BUILDFS"), copied to the work dir for the run"
-    cp "$BUILDFS" "$INPUTS/buildfs"
-    BUILDFS=$INPUTS/buildfs
-}
-
 buildfs_has_mount() {
     [[ -x $BUILDFS ]] && "$BUILDFS" mount --help 2>&1 | grep -q 'USAGE: buildfs mount'
 }
@@ -810,7 +602,7 @@ check_prerequisites() {
     if [[ " ${FS_LIST[*]} " == *" buildfs "* ]] && ! buildfs_has_mount; then
         (( FS_EXPLICIT == 0 )) || die "$BUILDFS has no 'mount' command (set BUILDFS)"
         BUILDFS_NOTE="has no \`mount\` command yet: not measured"
-        log "buildfs: $BUILDFS $BUILDFS_NOTE"
+        bench_log "buildfs: $BUILDFS $BUILDFS_NOTE"
         local -a keep=()
         for tool in "${FS_LIST[@]}"; do [[ $tool == buildfs ]] || keep+=("$tool"); done
         FS_LIST=("${keep[@]}")
@@ -822,31 +614,6 @@ check_prerequisites() {
     [[ " ${FS_LIST[*]} " == *" native "* ]] || die "native must be among the filesystems: it is the baseline"
 }
 
-RUN_STATUS="interrupted"
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    unmount_all || true
-    # A run that measured something gets a report; one that stopped early
-    # writes it beside RESULTS (NAME.incomplete.md), never over a full one.
-    if [[ -d $DATA ]] && find "$DATA" -name '*.native' | grep -q .; then
-        if [[ $RUN_STATUS != complete ]]; then
-            RUN_STATUS="stopped early (exit $rc), see $LOG"
-            RESULTS=${RESULTS%.md}.incomplete.md
-        fi
-        write_report "$RUN_STATUS" || true
-    fi
-    if [[ $KEEP_WORK == 1 ]]; then
-        log "keeping $WORK_ROOT (KEEP_WORK=1)"
-    elif findmnt -rn -o TARGET | grep -q "^$WORK_ROOT/"; then
-        log "something is still mounted under $WORK_ROOT: not deleting it"
-    elif [[ -d $WORK_ROOT ]]; then
-        log "deleting $WORK_ROOT ($(find "$WORK_ROOT" -xdev | wc -l) entries; this can take minutes)"
-        bench_bulk_delete "$WORK_ROOT"
-    fi
-    exit "$rc"
-}
-
 main() {
     parse_args "$@"
     mkdir -p "$(dirname "$WORK_ROOT")"
@@ -855,20 +622,11 @@ main() {
     flock -n 9 || { echo "mount.sh: another run is using $WORK_ROOT (lock $WORK_ROOT.lock)" >&2; exit 1; }
     : >"$LOG"
     check_prerequisites
-    RUN_START=$(date +%s)
-    if findmnt -rn -o TARGET | grep -q "^$WORK_ROOT/"; then
-        die "something is mounted under $WORK_ROOT (an earlier run?): unmount it first"
-    fi
-    if [[ -e $WORK_ROOT ]]; then bench_bulk_delete "$WORK_ROOT"; fi
-    rm -rf "$DATA"
-    mkdir -p "$DATA" "$INPUTS" "$RUNS"
-    : >"$MOUNTS_FILE"
-    trap cleanup EXIT
-    trap 'log "interrupted (SIGINT)"; exit 130' INT
-    trap 'log "terminated (SIGTERM)"; exit 143' TERM
-    log "filesystems: ${FS_LIST[*]}; groups: ${GROUPS_SEL[*]}; rounds: $ROUNDS (many: $MANY_ROUNDS)"
+    bench_run_begin
+    mkdir -p "$INPUTS" "$RUNS"
+    bench_log "filesystems: ${FS_LIST[*]}; groups: ${GROUPS_SEL[*]}; rounds: $ROUNDS (many: $MANY_ROUNDS)"
 
-    if [[ " ${FS_LIST[*]} " == *" buildfs "* ]]; then snapshot_buildfs; fi
+    if [[ " ${FS_LIST[*]} " == *" buildfs "* ]]; then bench_copy_binary "$INPUTS"; fi
     if selected make; then prepare_make_project; fi
     if selected tree; then prepare_tarball; fi
     warm_up
@@ -879,7 +637,7 @@ main() {
     if selected tree; then for_rounds tree "$ROUNDS"; fi
     if selected many; then for_rounds many "$MANY_ROUNDS"; fi
     if selected tree; then for_rounds tree_rm "$ROUNDS"; fi
-    RUN_STATUS=complete
+    BENCH_RUN_STATUS=complete
 }
 
 main "$@"

@@ -78,16 +78,15 @@ SLOW_SECONDS=30               # rows slower than this get a perf hint
 
 # ---------------------------------------------------------------- plumbing --
 
-log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" | tee -a "$LOG" >&2; }
-die() { log "gc-fsck.sh: $*"; exit 1; }
+die() { bench_log "gc-fsck.sh: $*"; exit 1; }
 
-on_error() { log "gc-fsck.sh: failed at line $1; last lines of $LOG:"; tail -n 15 "$LOG" >&2; }
+on_error() { bench_log "gc-fsck.sh: failed at line $1; last lines of $LOG:"; tail -n 15 "$LOG" >&2; }
 trap 'on_error $LINENO' ERR
 
 cleanup() {
     trap - EXIT
     if [[ $KEEP_WORK == 1 ]]; then
-        log "keeping $WORK_ROOT (KEEP_WORK=1)"
+        bench_log "keeping $WORK_ROOT (KEEP_WORK=1)"
     elif [[ -d $WORK_ROOT ]]; then
         bench_bulk_delete "$WORK_ROOT"
     fi
@@ -108,11 +107,11 @@ timed() {
     /usr/bin/time -v -o "$TIMEV" "$@" >"$OUT" 2>&1 || rc=$?
     wall=$(seconds_since "$start")
     { echo "\$ $*"; cat "$OUT"; } >>"$LOG"
-    (( rc == 0 )) || { log "$name: exit status $rc: $(tail -n 3 "$OUT")"; return 1; }
+    (( rc == 0 )) || { bench_log "$name: exit status $rc: $(tail -n 3 "$OUT")"; return 1; }
     echo "$wall" >>"$DATA/$name.wall"
     awk -F': ' '/Maximum resident set size/ { print $2 }' "$TIMEV" >>"$DATA/$name.rss"
     awk -F': ' '/User time/ { u = $2 } /System time/ { s = $2 } END { printf "%.2f\n", u + s }' "$TIMEV" >>"$DATA/$name.cpu"
-    log "$name: ${wall} s, $(tail -n 1 "$DATA/$name.rss") KiB peak RSS: $(tail -n 1 "$OUT")"
+    bench_log "$name: ${wall} s, $(tail -n 1 "$DATA/$name.rss") KiB peak RSS: $(tail -n 1 "$OUT")"
 }
 
 # median NAME KIND / max NAME KIND / nth NAME KIND N: over DATA/NAME.KIND.
@@ -149,7 +148,7 @@ check_tools() {
 
 build_store() {
     local k files
-    log "building the store: $SNAPSHOTS snapshots of $FILES files in $DIRS directories, $CHANGE% changed each time"
+    bench_log "building the store: $SNAPSHOTS snapshots of $FILES files in $DIRS directories, $CHANGE% changed each time"
     for (( k = 0; k < SNAPSHOTS; k++ )); do
         files=$(python3 "$BENCH_DIR/gc-fsck-gen.py" "$TREE" "$k" --files "$FILES" --dirs "$DIRS" --change "$CHANGE")
         echo "snapshot $k: $files files written" >>"$LOG"
@@ -172,7 +171,7 @@ choose_max_size() {
     done
     MAX_SIZE=$best
     PLANNED_EVICT=$best_e
-    log "--max-size $MAX_SIZE evicts $PLANNED_EVICT of $SNAPSHOTS snapshots ($(( i + 1 )) dry runs to find it)"
+    bench_log "--max-size $MAX_SIZE evicts $PLANNED_EVICT of $SNAPSHOTS snapshots ($(( i + 1 )) dry runs to find it)"
 }
 
 measure_rounds() {
@@ -185,7 +184,7 @@ measure_rounds() {
     for (( r = 0; r < ROUNDS; r++ )); do
         order=()
         for (( j = 0; j < 3; j++ )); do order+=("${names[(r + j) % 3]}"); done
-        log "round $(( r + 1 )) of $ROUNDS: ${order[*]}"
+        bench_log "round $(( r + 1 )) of $ROUNDS: ${order[*]}"
         for j in "${order[@]}"; do
             case $j in
                 fsck) timed fsck "$BUILDFS" fsck --store "$STORE" ;;
@@ -209,7 +208,7 @@ measure_baseline() {
 }
 
 measure_real_gc() {
-    log "copying the store for the real gc"
+    bench_log "copying the store for the real gc"
     cp -a "$STORE" "$STORE_GC"
     timed gcreal "$BUILDFS" gc --store "$STORE_GC" --max-size "$MAX_SIZE"
     GCREAL_LINE=$(tail -n 1 "$OUT")
@@ -304,7 +303,7 @@ write_report() {
             echo "Nothing took more than $SLOW_SECONDS s."
         fi
     } >"$RESULTS"
-    log "report written to $RESULTS"
+    bench_log "report written to $RESULTS"
 }
 
 # ------------------------------------------------------------------- main --
@@ -315,14 +314,14 @@ main() {
     check_tools
     (( ROUNDS >= 1 )) || die "ROUNDS must be at least 1"
     if [[ -e $WORK_ROOT ]]; then
-        log "removing the leftover $WORK_ROOT"
+        bench_log "removing the leftover $WORK_ROOT"
         bench_bulk_delete "$WORK_ROOT"
     fi
     trap cleanup EXIT
     trap 'exit 130' INT
     trap 'exit 143' TERM
     mkdir -p "$WORK_ROOT" "$DATA"
-    log "buildfs: $BUILDFS; work dir: $WORK_ROOT; report: $RESULTS"
+    bench_log "buildfs: $BUILDFS; work dir: $WORK_ROOT; report: $RESULTS"
 
     bench_wait_for_settle
     build_store
@@ -334,7 +333,7 @@ main() {
     DEDUP=$(stat_field "$STORE" dedupRatio)
     COMPRESSION=$(stat_field "$STORE" compressionRatio)
     [[ $(stat_field "$STORE" snapshots) == "$SNAPSHOTS" ]] || die "the store does not hold $SNAPSHOTS snapshots"
-    log "store: $OBJECTS objects in $PACKS packs, $STORE_DU bytes (du -sb)"
+    bench_log "store: $OBJECTS objects in $PACKS packs, $STORE_DU bytes (du -sb)"
     (( OBJECTS >= MIN_OBJECTS )) || die "only $OBJECTS objects, fewer than $MIN_OBJECTS: raise FILES or SNAPSHOTS"
 
     choose_max_size

@@ -50,7 +50,6 @@ CHANGE_RUNS=5
 
 # ---------------------------------------------------------------- plumbing --
 
-log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" | tee -a "$LOG" >&2; }
 
 on_error() {
     echo "import-export.sh: failed at line $1; last lines of $LOG:" >&2
@@ -90,7 +89,7 @@ wait_for_settle() {
     local age
     age=$(( $(date +%s) - $(stat -c %Y "$SETTLE_MARK") ))
     if (( age < SETTLE_SECONDS )); then
-        log "waiting $(( SETTLE_SECONDS - age )) s: the last bulk deletion was ${age} s ago (see bulk_delete)"
+        bench_log "waiting $(( SETTLE_SECONDS - age )) s: the last bulk deletion was ${age} s ago (see bulk_delete)"
         sleep $(( SETTLE_SECONDS - age ))
     fi
 }
@@ -153,14 +152,14 @@ tar_zstd_extract() { zstd -d -q <"$1" | tar -xf - -C "$EXPORT_DIR"; }
 # -------------------------------------------------------------- the steps ---
 
 prepare_tree() {
-    log "building the tree in $TREE"
+    bench_log "building the tree in $TREE"
     "$BENCH_DIR/make-build-tree.sh" "$TREE" >>"$LOG" 2>&1
 }
 
 # Untimed: pull the tree into the page cache and run both tools once, so that
 # the first timed round of either tool is not the one paying for cold caches.
 warm_up() {
-    log "warm-up (untimed)"
+    bench_log "warm-up (untimed)"
     find "$TREE" -type f -exec cat {} + >/dev/null
     local store=$WORK_ROOT/store-warmup archive=$ARCHIVES/warmup.tar.zst
     fresh_store "$store"
@@ -179,7 +178,7 @@ warm_up() {
 bench_first_import() {
     local round
     for (( round = 1; round <= ROUNDS; round++ )); do
-        log "first import / re-import / tar.zst, round $round of $ROUNDS"
+        bench_log "first import / re-import / tar.zst, round $round of $ROUNDS"
         if (( round % 2 == 1 )); then
             first_import_round "$round"; tar_round "$round"
         else
@@ -213,7 +212,7 @@ tar_round() {
 bench_export() {
     local round key="first-$ROUNDS"
     for (( round = 1; round <= ROUNDS; round++ )); do
-        log "export / tar.zst extract, round $round of $ROUNDS"
+        bench_log "export / tar.zst extract, round $round of $ROUNDS"
         if (( round % 2 == 1 )); then
             export_round "$key" "$round"; extract_round
         else
@@ -245,7 +244,7 @@ verify_export() {
         verdict="DIFFERS in file contents from the source tree (see $LOG)"
     fi
     echo "$verdict" >"$DATA/export_verdict"
-    log "export check: $verdict"
+    bench_log "export check: $verdict"
 }
 
 tree_manifest() {
@@ -261,7 +260,7 @@ bench_five_changes() {
     local run files_changed stamp=$WORK_ROOT/change-stamp
     fresh_store "$STORE_FIVE"
     for (( run = 1; run <= CHANGE_RUNS; run++ )); do
-        log "changed run $run of $CHANGE_RUNS"
+        bench_log "changed run $run of $CHANGE_RUNS"
         touch "$stamp"
         "$BENCH_DIR/make-build-tree.sh" --change "$run" "$TREE" >>"$LOG" 2>&1
         files_changed=$(find "$TREE" -newer "$stamp" -type f | wc -l)
@@ -423,7 +422,7 @@ main() {
     bench_five_changes
     write_report
     cat "$RESULTS"
-    log "report written to $RESULTS; command output in $LOG"
+    bench_log "report written to $RESULTS; command output in $LOG"
 }
 
 main "$@"

@@ -58,8 +58,7 @@ STABLE=$WORK_ROOT/work        # the buildfs mountpoint
 export CCACHE_DISABLE=1       # every way compiles what changed
 BENCH_LOAD_LOG=$DATA/load
 
-log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" | tee -a "$LOG" >&2; }
-trap 'log "job-cycle.sh: failed at line $LINENO; see $LOG"' ERR
+trap 'bench_log "job-cycle.sh: failed at line $LINENO; see $LOG"' ERR
 run() { echo "+ $*" >>"$LOG"; "$@" >>"$LOG" 2>&1; }
 record() { echo "$2" >>"$DATA/$1"; }
 
@@ -155,7 +154,7 @@ job() {
 # import into a fresh store, a tar.zst).
 prepare() {
     local tree=$TREES_DIR/$1 way
-    log "tree $1: building or reusing $tree"
+    bench_log "tree $1: building or reusing $tree"
     bench_build_tree "$1" "$tree" >>"$LOG" 2>&1
     record "t$1-tree" "$(du -sb "$tree" | cut -f1) bytes, $(find "$tree" -type f | wc -l) files, $(find "$tree" -type d | wc -l) directories"
     mkdir -p "$WORK_ROOT/archives"
@@ -289,11 +288,11 @@ for SIZE in "${SIZES[@]}"; do prepare "$SIZE"; done
 bench_wait_for_settle
 for SIZE in "${SIZES[@]}"; do
     mapfile -t ways < <(ways_for "$SIZE")
-    log "tree ~$SIZE MB: warm-up job of every way"
+    bench_log "tree ~$SIZE MB: warm-up job of every way"
     for way in "${ways[@]}"; do job "$way" 0; done
-    log "tree ~$SIZE MB: $ROUNDS rounds"
+    bench_log "tree ~$SIZE MB: $ROUNDS rounds"
     bench_round_robin "$ROUNDS" job "${ways[@]}"
 done
 write_report
-log "wrote $RESULTS"
+bench_log "wrote $RESULTS"
 cat "$RESULTS"

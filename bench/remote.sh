@@ -59,7 +59,6 @@ TRACE_PAUSE=${TRACE_PAUSE:-0}
 KEEP_WORK=${KEEP_WORK:-0}
 LOG=$BENCH_DIR/work/remote.log
 
-log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" | tee -a "$LOG" >&2; }
 trap 'echo "remote.sh: failed at line $LINENO; see $LOG" >&2' ERR
 
 [[ -x $BUILDFS ]] || { echo "no buildfs binary at $BUILDFS (scripts/build-release)" >&2; exit 1; }
@@ -98,14 +97,14 @@ cleanup() {
 trap cleanup EXIT
 
 # -------------------------------------------------------------------- tree --
-log "building the tree (make-build-tree.sh)"
+bench_log "building the tree (make-build-tree.sh)"
 "$BENCH_DIR/make-build-tree.sh" "$TREE" >>"$LOG" 2>&1
 TREE_BYTES=$(du -sb "$TREE" | cut -f1)
 TREE_FILES=$(find "$TREE" -type f | wc -l)
 read -r LARGEST_BYTES LARGEST < <(find "$TREE" -type f -printf '%s %P\n' | sort -n | tail -n 1)
 
 # What restores and mounts read: put there directly (no proxy), untimed.
-log "the snapshot and the archive to restore (directly)"
+bench_log "the snapshot and the archive to restore (directly)"
 "$BIN" import "$TREE" --key base --store "$DIRECT/main" --cache-dir "$WORK_ROOT/cache-runner" >>"$LOG" 2>&1
 tar -cf - -C "$WORK_ROOT" tree | zstd -T0 -3 -q | curl -sf -T - "$DIRECT/archives/base.tar.zst"
 # The same snapshot in a local store: a mount of it reads at the FUSE read
@@ -124,7 +123,7 @@ measure() {
     shift
     mark=$(bench_nginx_mark)
     sync
-    t=$(bench_time_capped "$CAP" "$@" 2>>"$LOG") || { log "$name failed: $*"; exit 1; }
+    t=$(bench_time_capped "$CAP" "$@" 2>>"$LOG") || { bench_log "$name failed: $*"; exit 1; }
     record "$name" "$t"
     record "$name.req" "$(bench_nginx_step "$mark")"
     cut -d' ' -f1 /proc/loadavg >>"$DATA/load"
@@ -238,10 +237,10 @@ for RTT in $RTTS; do
             for side in "${sides[@]}"; do
                 if [[ ( $STEP == mount || $STEP == trace ) && $side == tar ]]; then continue; fi   # against restore's
                 if [[ $side == buildfs && " $SKIP " == *" $STEP "* ]]; then
-                    log "RTT $RTT ms, round $r: $STEP: buildfs skipped (round 1 took more than ${CAP} s)"
+                    bench_log "RTT $RTT ms, round $r: $STEP: buildfs skipped (round 1 took more than ${CAP} s)"
                     continue
                 fi
-                log "RTT $RTT ms, round $r: $STEP, $side"
+                bench_log "RTT $RTT ms, round $r: $STEP, $side"
                 "step_$STEP" "$side" "$r"
             done
         done
@@ -354,5 +353,5 @@ reqs() { echo "$(medreq "$1" 1) req ($(medreq "$1" 4) conn), $(mb "$(medreq "$1"
         echo "- its transfers: \`$(grep -A1 '^imported .*change-' "$LOG" | tail -n 1 | sed 's/^ *//')\`"
     fi
 } >"$RESULTS"
-log "wrote $RESULTS"
+bench_log "wrote $RESULTS"
 cat "$RESULTS"

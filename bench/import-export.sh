@@ -29,6 +29,8 @@
 set -Eeuo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$BENCH_DIR/lib.sh"
 REPO_DIR=$(dirname "$BENCH_DIR")
 BUILDFS=${BUILDFS:-$REPO_DIR/.build-release/buildfs}
 ROUNDS=${ROUNDS:-5}

@@ -506,7 +506,7 @@ write_report() {
   caches dropped before (tar returns once the files are in the page cache; writeback is not included).
 - **2. commit**: on a fresh mount of the snapshot (warm), \`buildfs commit MP --key K\` with nothing
   touched (2b, 2d), and on another fresh mount after \`echo LINE >> MP/DEEP_FILE\` (2a, 2c; the append
-  hydrates that file; DEEP_FILE is the deepest source, in big \`$(cat "$DATA/big.deep" 2>/dev/null || echo '?')\`).
+  copies that file up; DEEP_FILE is the deepest source, in big \`$(cat "$DATA/big.deep" 2>/dev/null || echo '?')\`).
   Checked in round 1 by mounting the new snapshot: $(paste -sd';' "$DATA/commit.check" 2>/dev/null || echo 'not checked').
   Baseline: what a CI cache save does, \`tar -cf - -C NATIVE . | zstd -T0 -3 -q > NEW.tar.zst\` of the
   native copy (warm page cache).
@@ -568,7 +568,7 @@ EOF
         if [[ -f $DATA/commit_noop_$s.out ]]; then echo "- \`buildfs commit\` output, $s, nothing touched (round 1): \`$(cat "$DATA/commit_noop_$s.out")\`"; fi
     done
     for s in "${SIZES[@]}"; do
-        if [[ -f $DATA/mount_upper_entries_$s ]]; then echo "- entries in the upper directory right after \`mount --from $s\` (laid out at mount time): $(cat "$DATA/mount_upper_entries_$s")"; fi
+        if [[ -f $DATA/mount_upper_entries_$s ]]; then echo "- entries in the upper directory right after \`mount --from $s\` (created at mount time): $(cat "$DATA/mount_upper_entries_$s")"; fi
     done
     for s in "${SIZES[@]}"; do
         [[ -f $DATA/$s.import ]] && echo "- import of $s (setup): \`$(cat "$DATA/$s.import")\`"

@@ -64,7 +64,7 @@ import TestSupport
         let imported = try buildfs("import", dir.sub("source"), "--key", "base")
         #expect(imported.status == 0)
         try mounted(upper: dir.sub("upper"), from: ["base"]) {
-            // Only the root and its subdirectories are laid out at mount
+            // Only the root and its subdirectories are expanded at mount
             // time; deeper directories wait for their first use.
             let deep = try Shell.bash("find '\(dir.sub("upper"))' -mindepth 3 -not -path '*/.buildfs-internal*' | wc -l").stdout
             let all = try Shell.bash("find '\(dir.sub("source"))' -mindepth 3 | wc -l").stdout

@@ -61,7 +61,7 @@ extension SnapshotLayer {
     /// Creates one entry with its metadata. Few calls per file: the mode is
     /// given at creation (the daemon's umask is 0), owner and mode are
     /// changed only when they differ from the daemon's defaults. Returns the
-    /// key of a stub it noted as laid out (see `stubNotes`).
+    /// key of a stub it noted (see `stubNotes`).
     private func place(_ entry: TreeEntry, from treeID: ObjectID, in directory: Int32,
                        inheritsGroup: Bool) throws -> InodeKey? {
         var times = [timespec(tv_sec: Int(entry.mtime.seconds), tv_nsec: Int(entry.mtime.nanoseconds)),

@@ -39,7 +39,7 @@ final class DirectoryHandle: @unchecked Sendable {
             if errno != 0 { throw SystemCallError("readdir") }
             return nil
         }
-        return Pending(name: entryName(next).map { CChar(bitPattern: $0) } + [0], inode: UInt64(next.pointee.d_ino),
+        return Pending(name: entryName(next, as: CChar.self, terminated: true), inode: UInt64(next.pointee.d_ino),
                        type: next.pointee.d_type, nextOffset: Int(next.pointee.d_off))
     }
 }

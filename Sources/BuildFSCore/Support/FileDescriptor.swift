@@ -123,11 +123,16 @@ public func replaceFile(_ path: String, with bytes: [UInt8], durable: Bool, mode
     }
 }
 
-/// The name of a directory entry readdir(3) returned, without its NUL.
-public func entryName(_ entry: UnsafePointer<dirent>) -> [UInt8] {
+/// The name of a directory entry readdir(3) returned, copied once: as
+/// bytes (UInt8) or as a C string's characters (CChar), with its NUL when
+/// `terminated` (the daemon hands names to libfuse that way).
+@inlinable
+public func entryName<Byte: FixedWidthInteger>(_ entry: UnsafePointer<dirent>, as _: Byte.Type = UInt8.self,
+                                               terminated: Bool = false) -> [Byte] {
     withUnsafeBytes(of: entry.pointee.d_name) { raw in
-        let bytes = raw.bindMemory(to: UInt8.self)
-        return Array(bytes.prefix(upTo: bytes.firstIndex(of: 0) ?? bytes.count))
+        let length = raw.firstIndex(of: 0) ?? raw.count
+        let bytes = raw.bindMemory(to: Byte.self)
+        return Array(bytes[0..<min(length + (terminated ? 1 : 0), bytes.count)])
     }
 }
 

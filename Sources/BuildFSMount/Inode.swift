@@ -10,11 +10,13 @@ import Synchronization
 /// (DescriptorCache); `fd` is valid for the request that asked for it.
 ///
 /// One exists per file the kernel holds (200k in a big tree), so it is kept
-/// to 72 bytes (an 80-byte malloc chunk): no lock of its own (the descriptor
-/// is an atomic, the lookup count is the table's), the handle inline, the
-/// layer state boxed, fields ordered so that none needs padding.
+/// to 80 bytes: no lock of its own (the descriptor is an atomic, the lookup
+/// count is the table's), the handle inline, the layer state boxed, fields
+/// ordered so that none needs padding.
 final class Inode: @unchecked Sendable {
     let key: InodeKey
+    /// The number the kernel knows it by (see InodeNumbers).
+    let number: UInt64
     private let handle: CompactFileHandle
     /// Set by every use of the descriptor, cleared by the eviction that
     /// spared it (second chance).
@@ -30,8 +32,9 @@ final class Inode: @unchecked Sendable {
     private let layerCell = AtomicLazyReference<LayerStateCell>()
 
     /// `cache` nil: the descriptor stays open for the inode's life (the root).
-    init(fd: Int32, key: InodeKey, type: mode_t, cache: DescriptorCache?) {
+    init(fd: Int32, key: InodeKey, number: UInt64, type: mode_t, cache: DescriptorCache?) {
         self.key = key
+        self.number = number
         handle = cache != nil ? CompactFileHandle(of: fd) : CompactFileHandle()
         typeBits = UInt16(truncatingIfNeeded: type & S_IFMT)
         descriptor = Atomic(fd)

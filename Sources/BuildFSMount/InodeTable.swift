@@ -4,29 +4,36 @@ import CLinuxCalls
 import Glibc
 import Synchronization
 
-/// The inodes the kernel holds, by their FUSE number. A FUSE inode number
-/// is the address of the Inode object (libfuse's passthrough_ll does the
-/// same): no second map, and safe because the table keeps a strong reference
-/// until the kernel's lookups are all forgotten.
+/// The inodes the kernel holds: by file identity (to find a file's Inode
+/// again when another name or lookup reaches it) and by the number the
+/// kernel knows it by (checked: see InodeNumbers). The table holds each
+/// inode until the kernel has forgotten all its lookups.
 final class InodeTable: Sendable {
     let root: Inode
     let cache: DescriptorCache
-    private let inodes = Mutex(InodeMap())
+    private let inodes = Mutex(Inodes())
+
+    private struct Inodes: ~Copyable {
+        var byKey = InodeMap()
+        var byNumber = InodeNumbers()
+    }
 
     init(root: Inode, cache: DescriptorCache) {
         self.root = root
         self.cache = cache
     }
 
-    func inode(_ number: fuse_ino_t) -> Inode {
+    /// The inode the kernel means by `number`; ESTALE for a number the
+    /// daemon did not give or whose lookups the kernel has all forgotten.
+    func inode(_ number: fuse_ino_t) throws(SystemCallError) -> Inode {
         if number == fuse_ino_t(FUSE_ROOT_ID) { return root }
-        return Unmanaged<Inode>.fromOpaque(UnsafeRawPointer(bitPattern: UInt(number))!).takeUnretainedValue()
+        guard let inode = inodes.withLock({ $0.byNumber.inode(UInt64(number)) }) else {
+            throw SystemCallError("inode \(number)", code: ESTALE)
+        }
+        return inode
     }
 
-    func number(of inode: Inode) -> fuse_ino_t {
-        if inode === root { return fuse_ino_t(FUSE_ROOT_ID) }
-        return fuse_ino_t(UInt(bitPattern: Unmanaged.passUnretained(inode).toOpaque()))
-    }
+    func number(of inode: Inode) -> fuse_ino_t { fuse_ino_t(inode.number) }
 
     /// Finds `name` in `parent` and counts a kernel lookup of it.
     func lookUp(_ name: UnsafePointer<CChar>, in parent: Inode) throws -> (Inode, stat) {
@@ -49,41 +56,46 @@ final class InodeTable: Sendable {
             return root
         }
         return inodes.withLock { inodes in
-            if let known = inodes.find(key) {
+            if let known = inodes.byKey.find(key) {
                 if known.lookups < .max { known.lookups += 1 }
                 close(fd)
                 return known
             }
-            let inode = Inode(fd: fd, key: key, type: st.st_mode & S_IFMT, cache: cache)
-            inodes.insert(inode)
+            let inode = inodes.byNumber.add { number in
+                Inode(fd: fd, key: key, number: number, type: st.st_mode & S_IFMT, cache: cache)
+            }
+            inodes.byKey.insert(inode)
             return inode
         }
     }
 
     /// The inode of `key` if the kernel knows it (no lookup counted).
     func known(_ key: InodeKey) -> Inode? {
-        inodes.withLock { $0.find(key) }
+        inodes.withLock { $0.byKey.find(key) }
     }
 
-    /// The kernel dropped `count` lookups of `number`.
+    /// The kernel dropped `count` lookups of `number` (a number it does not
+    /// hold is ignored: FORGET has no reply to refuse it with).
     func forget(_ number: fuse_ino_t, count: UInt64) {
         if number == fuse_ino_t(FUSE_ROOT_ID) { return }
-        let inode = self.inode(number)
         // The last reference goes outside the lock: closing an fd can be slow.
-        withExtendedLifetime(inode) {
-            inodes.withLock { inodes in
-                guard inode.lookups < .max else { return } // saturated: kept for good
-                inode.lookups -= UInt32(min(count, UInt64(inode.lookups)))
-                if inode.lookups == 0 { inodes.remove(inode) }
-            }
+        let forgotten: Inode? = inodes.withLock { inodes in
+            guard let inode = inodes.byNumber.inode(UInt64(number)) else { return nil }
+            guard inode.lookups < .max else { return nil } // saturated: kept for good
+            inode.lookups -= UInt32(min(count, UInt64(inode.lookups)))
+            guard inode.lookups == 0 else { return nil }
+            inodes.byNumber.remove(inode)
+            inodes.byKey.remove(inode)
+            return inode
         }
+        withExtendedLifetime(forgotten) {}
     }
 
     /// The inodes for which `include` holds, found with the table locked.
     func inodes(where include: @Sendable (Inode) -> Bool) -> [Inode] {
         inodes.withLock { inodes in
             var found: [Inode] = []
-            inodes.forEach { if include($0) { found.append($0) } }
+            inodes.byKey.forEach { if include($0) { found.append($0) } }
             return found
         }
     }

@@ -9,7 +9,7 @@ import Glibc
 extension PassthroughFileSystem {
     func getattr(_ req: fuse_req_t, _ ino: fuse_ino_t) {
         replying(req) {
-            let inode = table.inode(ino)
+            let inode = try table.inode(ino)
             var st = presented(inode, try statOf(inode))
             fuse_reply_attr(req, &st, timeout)
         }
@@ -18,7 +18,7 @@ extension PassthroughFileSystem {
     func setattr(_ req: fuse_req_t, _ ino: fuse_ino_t, _ attr: stat, _ toSet: Int32,
                  _ fi: UnsafeMutablePointer<fuse_file_info>?) {
         replying(req) {
-            let inode = table.inode(ino)
+            let inode = try table.inode(ino)
             // A truncate changes content: a stub gets its bytes first.
             if toSet & FUSE_SET_ATTR_SIZE != 0 { try snapshot?.copyUpIfStub(inode) }
             let handle = fi.flatMap(RegularFileHandle.descriptor)
@@ -58,8 +58,9 @@ extension PassthroughFileSystem {
 
     func readlink(_ req: fuse_req_t, _ ino: fuse_ino_t) {
         replying(req) {
+            let inode = try table.inode(ino)
             var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-            let n = try sys("readlinkat") { readlinkat(table.inode(ino).fd, "", &buffer, buffer.count - 1) }
+            let n = try sys("readlinkat") { readlinkat(inode.fd, "", &buffer, buffer.count - 1) }
             buffer[n] = 0
             fuse_reply_readlink(req, buffer)
         }
@@ -67,8 +68,9 @@ extension PassthroughFileSystem {
 
     func statfs(_ req: fuse_req_t, _ ino: fuse_ino_t) {
         replying(req) {
+            let inode = try table.inode(ino)
             var info = statvfs()
-            try sys("fstatvfs") { fstatvfs(table.inode(ino).fd, &info) }
+            try sys("fstatvfs") { fstatvfs(inode.fd, &info) }
             fuse_reply_statfs(req, &info)
         }
     }
@@ -76,7 +78,7 @@ extension PassthroughFileSystem {
     func getxattr(_ req: fuse_req_t, _ ino: fuse_ino_t, _ name: UnsafePointer<CChar>, _ size: Int) {
         replying(req) {
             if UpperLayout.isInternalAttribute(name) { throw SystemCallError("getxattr", code: ENODATA) }
-            let path = table.inode(ino).procPath
+            let path = try table.inode(ino).procPath
             do {
                 if size == 0 {
                     fuse_reply_xattr(req, try sys("getxattr") { CLinuxCalls.getxattr(path, name, nil, 0) })
@@ -98,7 +100,7 @@ extension PassthroughFileSystem {
 
     func listxattr(_ req: fuse_req_t, _ ino: fuse_ino_t, _ size: Int) {
         replying(req) {
-            let path = table.inode(ino).procPath
+            let path = try table.inode(ino).procPath
             // Our own names are left out of the list.
             let needed = try sys("listxattr") { CLinuxCalls.listxattr(path, nil, 0) }
             var names = [CChar](repeating: 0, count: max(needed, 1))
@@ -122,7 +124,8 @@ extension PassthroughFileSystem {
                   _ value: UnsafePointer<CChar>?, _ size: Int, _ flags: Int32) {
         replying(req) {
             if UpperLayout.isInternalAttribute(name) { throw SystemCallError("setxattr", code: EPERM) }
-            try sys("setxattr") { CLinuxCalls.setxattr(table.inode(ino).procPath, name, value, size, flags) }
+            let path = try table.inode(ino).procPath
+            try sys("setxattr") { CLinuxCalls.setxattr(path, name, value, size, flags) }
             fuse_reply_err(req, 0)
         }
     }
@@ -130,7 +133,8 @@ extension PassthroughFileSystem {
     func removexattr(_ req: fuse_req_t, _ ino: fuse_ino_t, _ name: UnsafePointer<CChar>) {
         replying(req) {
             if UpperLayout.isInternalAttribute(name) { throw SystemCallError("removexattr", code: ENODATA) }
-            try sys("removexattr") { CLinuxCalls.removexattr(table.inode(ino).procPath, name) }
+            let path = try table.inode(ino).procPath
+            try sys("removexattr") { CLinuxCalls.removexattr(path, name) }
             fuse_reply_err(req, 0)
         }
     }

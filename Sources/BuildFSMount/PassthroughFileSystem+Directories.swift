@@ -68,7 +68,7 @@ extension PassthroughFileSystem {
             return
         }
         replying(req) {
-            let directory = try openDirectory(table.inode(ino))
+            let directory = try openDirectory(try table.inode(ino))
             fi.pointee.fh = UInt64(UInt(bitPattern: Unmanaged.passRetained(directory).toOpaque()))
             // Listings stay valid: the kernel drops them itself when it
             // changes the directory through us, and nobody else does.
@@ -109,7 +109,7 @@ extension PassthroughFileSystem {
 
     func fsyncdir(_ req: fuse_req_t, _ ino: fuse_ino_t, _ dataOnly: Bool, _ fi: UnsafeMutablePointer<fuse_file_info>) {
         replying(req) {
-            let directory = try directory(table.inode(ino), fi)
+            let directory = try directory(try table.inode(ino), fi)
             try withExtendedLifetime(directory) { // its stream owns the descriptor
                 let fd = dirfd(directory.stream)
                 try sys("fsync") { dataOnly ? fdatasync(fd) : Glibc.fsync(fd) }
@@ -123,9 +123,10 @@ extension PassthroughFileSystem {
     /// kernel a lookup per name when a tool stats what it lists.
     func readdir(_ req: fuse_req_t, _ ino: fuse_ino_t, _ size: Int, _ offset: off_t,
                  _ fi: UnsafeMutablePointer<fuse_file_info>, plus: Bool) {
-        let parent = table.inode(ino)
+        let parent: Inode
         let directory: DirectoryHandle
         do {
+            parent = try table.inode(ino)
             directory = try self.directory(parent, fi)
         } catch {
             replyError(req, error)

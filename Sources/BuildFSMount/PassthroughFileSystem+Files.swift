@@ -34,7 +34,7 @@ extension PassthroughFileSystem {
             return
         }
         replying(req) {
-            let inode = table.inode(ino)
+            let inode = try table.inode(ino)
             if fi.pointee.flags & O_ACCMODE == O_RDONLY, try snapshot?.stubContent(inode) != nil {
                 RegularFileHandle.set(fi, descriptor: nil)
             } else {
@@ -85,9 +85,12 @@ extension PassthroughFileSystem {
     /// free the request twice.
     func read(_ req: fuse_req_t, _ ino: fuse_ino_t, _ size: Int, _ offset: off_t,
               _ fi: UnsafeMutablePointer<fuse_file_info>) {
-        let inode = table.inode(ino)
+        let inode: Inode
         let stub: StubContent?
-        do { stub = try snapshot?.stubContent(inode) } catch {
+        do {
+            inode = try table.inode(ino)
+            stub = try snapshot?.stubContent(inode)
+        } catch {
             replyError(req, error)
             return
         }
@@ -156,7 +159,7 @@ extension PassthroughFileSystem {
     func writeBuffer(_ req: fuse_req_t, _ ino: fuse_ino_t, _ buffers: UnsafeMutablePointer<fuse_bufvec>,
                      _ offset: off_t, _ fi: UnsafeMutablePointer<fuse_file_info>) {
         replying(req) {
-            let inode = table.inode(ino)
+            let inode = try table.inode(ino)
             try snapshot?.copyUpIfStub(inode)
             let written = try withDescriptor(inode, fi, O_WRONLY) { buildfs_write_buf_to_fd(buffers, $0, offset) }
             if written < 0 { throw SystemCallError("write", code: Int32(-written)) }
@@ -192,7 +195,7 @@ extension PassthroughFileSystem {
     /// A stub has nothing written to sync.
     func fsync(_ req: fuse_req_t, _ ino: fuse_ino_t, _ dataOnly: Bool, _ fi: UnsafeMutablePointer<fuse_file_info>) {
         replying(req) {
-            let inode = table.inode(ino)
+            let inode = try table.inode(ino)
             if snapshot?.layerState(inode)?.stub == nil {
                 try withDescriptor(inode, fi, O_RDONLY) { fd in try sys("fsync") { dataOnly ? fdatasync(fd) : Glibc.fsync(fd) } }
             }
@@ -204,7 +207,7 @@ extension PassthroughFileSystem {
     func fallocate(_ req: fuse_req_t, _ ino: fuse_ino_t, _ mode: Int32, _ offset: off_t, _ length: off_t,
                    _ fi: UnsafeMutablePointer<fuse_file_info>) {
         replying(req) {
-            let inode = table.inode(ino)
+            let inode = try table.inode(ino)
             try snapshot?.copyUpIfStub(inode)
             try withDescriptor(inode, fi, O_WRONLY) { fd in try sys("fallocate") { buildfs_fallocate(fd, mode, offset, length) } }
             fuse_reply_err(req, 0)

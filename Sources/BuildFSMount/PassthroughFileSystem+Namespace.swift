@@ -10,7 +10,7 @@ extension PassthroughFileSystem {
     private func create(_ req: fuse_req_t, in parent: fuse_ino_t, _ name: UnsafePointer<CChar>,
                         asDaemon: Bool = false, _ make: (Inode) throws -> Void) {
         replying(req) {
-            let directory = table.inode(parent)
+            let directory = try table.inode(parent)
             try snapshot?.ensureExpanded(directory)
             if snapshot?.isInternal(directory, name) == true { throw SystemCallError("create", code: EPERM) }
             if asDaemon { try make(directory) } else { try asCaller(req) { try make(directory) } }
@@ -36,15 +36,15 @@ extension PassthroughFileSystem {
     /// by descriptor (AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH, which a
     /// switched fsuid drops. The kernel has checked the caller's rights.
     func link(_ req: fuse_req_t, _ ino: fuse_ino_t, _ newParent: fuse_ino_t, _ newName: UnsafePointer<CChar>) {
-        let inode = table.inode(ino)
         create(req, in: newParent, newName, asDaemon: true) { directory in
+            let inode = try table.inode(ino)
             try sys("linkat") { linkat(inode.fd, "", directory.fd, newName, BUILDFS_AT_EMPTY_PATH) }
         }
     }
 
     func unlink(_ req: fuse_req_t, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>) {
         replying(req) {
-            let directory = table.inode(parent)
+            let directory = try table.inode(parent)
             try snapshot?.ensureExpanded(directory)
             if snapshot?.isInternal(directory, name) == true { throw SystemCallError("unlink", code: ENOENT) }
             holdIfLastLink(directory, name)
@@ -55,7 +55,7 @@ extension PassthroughFileSystem {
 
     func rmdir(_ req: fuse_req_t, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>) {
         replying(req) {
-            let directory = table.inode(parent)
+            let directory = try table.inode(parent)
             try snapshot?.ensureExpanded(directory)
             if snapshot?.isInternal(directory, name) == true { throw SystemCallError("rmdir", code: ENOENT) }
             try snapshot?.expandChild(directory, name)
@@ -69,7 +69,7 @@ extension PassthroughFileSystem {
     func rename(_ req: fuse_req_t, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>,
                 _ newParent: fuse_ino_t, _ newName: UnsafePointer<CChar>, _ flags: UInt32) {
         replying(req) {
-            let source = table.inode(parent), target = table.inode(newParent)
+            let source = try table.inode(parent), target = try table.inode(newParent)
             try snapshot?.ensureExpanded(source)
             try snapshot?.ensureExpanded(target)
             if snapshot?.isInternal(source, name) == true || snapshot?.isInternal(target, newName) == true { throw SystemCallError("rename", code: EPERM) }
@@ -105,7 +105,7 @@ extension PassthroughFileSystem {
     func create(_ req: fuse_req_t, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>, _ mode: mode_t,
                 _ fi: UnsafeMutablePointer<fuse_file_info>) {
         replying(req) {
-            let directory = table.inode(parent)
+            let directory = try table.inode(parent)
             try snapshot?.ensureExpanded(directory)
             if snapshot?.isInternal(directory, name) == true { throw SystemCallError("create", code: EPERM) }
             let flags = openFlags(fi.pointee.flags) | O_CREAT

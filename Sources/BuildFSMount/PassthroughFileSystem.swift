@@ -64,7 +64,7 @@ public final class PassthroughFileSystem: Sendable {
         var st = stat()
         fstat(fd, &st)
         let table = InodeTable(root: Inode(fd: fd, key: InodeKey(device: UInt64(st.st_dev), inode: UInt64(st.st_ino)),
-                                           type: S_IFDIR, cache: nil),
+                                           number: UInt64(FUSE_ROOT_ID), type: S_IFDIR, cache: nil),
                                cache: DescriptorCache(mountFD: Glibc.open(upper, O_RDONLY | O_DIRECTORY | O_CLOEXEC)))
         self.table = table
         snapshot = layer.map { SnapshotSide(layer: $0, table: table, upperPath: upper) }
@@ -163,7 +163,7 @@ public final class PassthroughFileSystem: Sendable {
 
     func lookup(_ req: fuse_req_t, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>) {
         do {
-            let directory = table.inode(parent)
+            let directory = try table.inode(parent)
             try snapshot?.ensureExpanded(directory)
             if snapshot?.isInternal(directory, name) == true { throw SystemCallError("lookup", code: ENOENT) }
             let (inode, st) = try table.lookUp(name, in: directory)

@@ -21,7 +21,7 @@ struct InodeMapTests {
                 map.remove(inode)
                 model[key] = nil
             } else if model[key] == nil {
-                let inode = Inode(fd: -1, key: key, type: S_IFREG, cache: nil)
+                let inode = Inode(fd: -1, key: key, number: 0, type: S_IFREG, cache: nil)
                 map.insert(inode)
                 model[key] = inode
             }
@@ -44,9 +44,9 @@ struct InodeMapTests {
     @Test func removingAnotherInodeWithTheSameKeyKeepsTheHeldOne() {
         var map = InodeMap()
         let key = InodeKey(device: 1, inode: 1)
-        let held = Inode(fd: -1, key: key, type: S_IFREG, cache: nil)
+        let held = Inode(fd: -1, key: key, number: 0, type: S_IFREG, cache: nil)
         map.insert(held)
-        map.remove(Inode(fd: -1, key: key, type: S_IFREG, cache: nil))
+        map.remove(Inode(fd: -1, key: key, number: 0, type: S_IFREG, cache: nil))
         #expect(map.find(key) === held)
     }
 }

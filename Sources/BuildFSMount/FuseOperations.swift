@@ -12,7 +12,7 @@ enum FuseOperations {
             guard let userdata, let conn else { return }
             Unmanaged<PassthroughFileSystem>.fromOpaque(userdata).takeUnretainedValue().negotiate(conn)
         }
-        ops.lookup = { req, parent, name in serve(req) { $0.lookup(req!, parent, name!) } }
+        ops.lookup = { req, parent, name in serve(req) { $0.lookup(Request(req!), parent, name!) } }
         ops.forget = { req, ino, count in
             serve(req) { $0.forget(ino, count) }
             fuse_reply_none(req)
@@ -23,39 +23,62 @@ enum FuseOperations {
             }
             fuse_reply_none(req)
         }
-        ops.getattr = { req, ino, _ in serve(req) { $0.getattr(req!, ino) } }
-        ops.setattr = { req, ino, attr, toSet, fi in serve(req) { $0.setattr(req!, ino, attr!.pointee, toSet, fi) } }
-        ops.readlink = { req, ino in serve(req) { $0.readlink(req!, ino) } }
-        ops.mknod = { req, parent, name, mode, rdev in serve(req) { $0.mknod(req!, parent, name!, mode, rdev) } }
-        ops.mkdir = { req, parent, name, mode in serve(req) { $0.mkdir(req!, parent, name!, mode) } }
-        ops.unlink = { req, parent, name in serve(req) { $0.unlink(req!, parent, name!) } }
-        ops.rmdir = { req, parent, name in serve(req) { $0.rmdir(req!, parent, name!) } }
-        ops.symlink = { req, target, parent, name in serve(req) { $0.symlink(req!, target!, parent, name!) } }
+        ops.getattr = { req, ino, _ in serve(req) { $0.getattr(Request(req!), ino) } }
+        ops.setattr = { req, ino, attr, toSet, fi in
+            serve(req) { $0.setattr(Request(req!), ino, attr!.pointee, toSet, handle: RegularFileHandle(fi?.pointee.fh ?? 0)) }
+        }
+        ops.readlink = { req, ino in serve(req) { $0.readlink(Request(req!), ino) } }
+        ops.mknod = { req, parent, name, mode, rdev in
+            serve(req) { $0.mknod(Request(req!), parent, name!, mode, rdev, umask: callerUmask(req)) }
+        }
+        ops.mkdir = { req, parent, name, mode in
+            serve(req) { $0.mkdir(Request(req!), parent, name!, mode, umask: callerUmask(req)) }
+        }
+        ops.unlink = { req, parent, name in serve(req) { $0.unlink(Request(req!), parent, name!) } }
+        ops.rmdir = { req, parent, name in serve(req) { $0.rmdir(Request(req!), parent, name!) } }
+        ops.symlink = { req, target, parent, name in serve(req) { $0.symlink(Request(req!), target!, parent, name!) } }
         ops.rename = { req, parent, name, newParent, newName, flags in
-            serve(req) { $0.rename(req!, parent, name!, newParent, newName!, flags) }
+            serve(req) { $0.rename(Request(req!), parent, name!, newParent, newName!, flags) }
         }
-        ops.link = { req, ino, newParent, newName in serve(req) { $0.link(req!, ino, newParent, newName!) } }
-        ops.open = { req, ino, fi in serve(req) { $0.open(req!, ino, fi!) } }
-        ops.read = { req, ino, size, offset, fi in serve(req) { $0.read(req!, ino, size, offset, fi!) } }
-        ops.write_buf = { req, ino, buffers, offset, fi in serve(req) { $0.writeBuffer(req!, ino, buffers!, offset, fi!) } }
-        ops.flush = { req, _, fi in serve(req) { $0.flush(req!, fi!) } }
-        ops.release = { req, _, fi in serve(req) { $0.release(req!, fi!) } }
-        ops.fsync = { req, ino, dataOnly, fi in serve(req) { $0.fsync(req!, ino, dataOnly != 0, fi!) } }
-        ops.opendir = { req, ino, fi in serve(req) { $0.opendir(req!, ino, fi!) } }
-        ops.readdir = { req, ino, size, offset, fi in serve(req) { $0.readdir(req!, ino, size, offset, fi!, plus: false) } }
-        ops.readdirplus = { req, ino, size, offset, fi in serve(req) { $0.readdir(req!, ino, size, offset, fi!, plus: true) } }
-        ops.releasedir = { req, _, fi in serve(req) { $0.releasedir(req!, fi!) } }
-        ops.fsyncdir = { req, ino, dataOnly, fi in serve(req) { $0.fsyncdir(req!, ino, dataOnly != 0, fi!) } }
-        ops.statfs = { req, ino in serve(req) { $0.statfs(req!, ino) } }
+        ops.link = { req, ino, newParent, newName in serve(req) { $0.link(Request(req!), ino, newParent, newName!) } }
+        ops.open = { req, ino, fi in serve(req) { $0.open(Request(req!), ino, flags: fi!.pointee.flags) } }
+        ops.read = { req, ino, size, offset, fi in
+            serve(req) { $0.read(Request(req!), ino, size, offset, handle: RegularFileHandle(fi!.pointee.fh)) }
+        }
+        ops.write = { req, ino, data, size, offset, fi in
+            serve(req) {
+                $0.write(Request(req!), ino, UnsafeRawBufferPointer(start: data, count: size), offset,
+                         handle: RegularFileHandle(fi!.pointee.fh))
+            }
+        }
+        ops.flush = { req, _, fi in serve(req) { $0.flush(Request(req!), handle: RegularFileHandle(fi!.pointee.fh)) } }
+        ops.release = { req, _, fi in serve(req) { $0.release(Request(req!), handle: RegularFileHandle(fi!.pointee.fh)) } }
+        ops.fsync = { req, ino, dataOnly, fi in
+            serve(req) { $0.fsync(Request(req!), ino, dataOnly: dataOnly != 0, handle: RegularFileHandle(fi!.pointee.fh)) }
+        }
+        ops.opendir = { req, ino, _ in serve(req) { $0.opendir(Request(req!), ino) } }
+        ops.readdir = { req, ino, size, offset, fi in
+            serve(req) { $0.readdir(Request(req!), ino, size, offset, handle: fi!.pointee.fh, plus: false) }
+        }
+        ops.readdirplus = { req, ino, size, offset, fi in
+            serve(req) { $0.readdir(Request(req!), ino, size, offset, handle: fi!.pointee.fh, plus: true) }
+        }
+        ops.releasedir = { req, _, fi in serve(req) { $0.releasedir(Request(req!), handle: fi!.pointee.fh) } }
+        ops.fsyncdir = { req, ino, dataOnly, fi in
+            serve(req) { $0.fsyncdir(Request(req!), ino, dataOnly: dataOnly != 0, handle: fi!.pointee.fh) }
+        }
+        ops.statfs = { req, ino in serve(req) { $0.statfs(Request(req!), ino) } }
         ops.setxattr = { req, ino, name, value, size, flags in
-            serve(req) { $0.setxattr(req!, ino, name!, value, size, flags) }
+            serve(req) { $0.setxattr(Request(req!), ino, name!, value, size, flags) }
         }
-        ops.getxattr = { req, ino, name, size in serve(req) { $0.getxattr(req!, ino, name!, size) } }
-        ops.listxattr = { req, ino, size in serve(req) { $0.listxattr(req!, ino, size) } }
-        ops.removexattr = { req, ino, name in serve(req) { $0.removexattr(req!, ino, name!) } }
-        ops.create = { req, parent, name, mode, fi in serve(req) { $0.create(req!, parent, name!, mode, fi!) } }
+        ops.getxattr = { req, ino, name, size in serve(req) { $0.getxattr(Request(req!), ino, name!, size) } }
+        ops.listxattr = { req, ino, size in serve(req) { $0.listxattr(Request(req!), ino, size) } }
+        ops.removexattr = { req, ino, name in serve(req) { $0.removexattr(Request(req!), ino, name!) } }
+        ops.create = { req, parent, name, mode, fi in
+            serve(req) { $0.create(Request(req!), parent, name!, mode, flags: fi!.pointee.flags, umask: callerUmask(req)) }
+        }
         ops.fallocate = { req, ino, mode, offset, length, fi in
-            serve(req) { $0.fallocate(req!, ino, mode, offset, length, fi!) }
+            serve(req) { $0.fallocate(Request(req!), ino, mode, offset, length, handle: RegularFileHandle(fi!.pointee.fh)) }
         }
         // No getlk/setlk/flock: without them the kernel keeps POSIX and
         // flock locks itself, which is right while the mount is the only
@@ -72,6 +95,10 @@ private func serve(_ req: fuse_req_t?, _ body: (PassthroughFileSystem) -> Void) 
     let fileSystem = Unmanaged<PassthroughFileSystem>.fromOpaque(fuse_req_userdata(req)!).takeUnretainedValue()
     fileSystem.table.cache.serving(fileSystem.table) { body(fileSystem) }
 }
+
+/// The umask of the caller creating a file (the kernel leaves it to the
+/// daemon: FUSE_CAP_DONT_MASK).
+private func callerUmask(_ req: fuse_req_t?) -> mode_t { fuse_req_ctx(req)?.pointee.umask ?? 0 }
 
 extension PassthroughFileSystem {
     /// What the daemon asks of the kernel at mount time.

@@ -7,21 +7,19 @@ import Glibc
 /// extended attributes passed through to the upper file (through its /proc
 /// path: the *xattr calls do not take O_PATH descriptors), ours hidden.
 extension PassthroughFileSystem {
-    func getattr(_ req: fuse_req_t, _ ino: fuse_ino_t) {
-        replying(req) {
+    func getattr(_ request: Request, _ ino: UInt64) {
+        replying(request) {
             let inode = try table.inode(ino)
-            var st = presented(inode, try statOf(inode))
-            fuse_reply_attr(req, &st, timeout)
+            request.reply(attributes: presented(inode, try statOf(inode)), timeout: timeout)
         }
     }
 
-    func setattr(_ req: fuse_req_t, _ ino: fuse_ino_t, _ attr: stat, _ toSet: Int32,
-                 _ fi: UnsafeMutablePointer<fuse_file_info>?) {
-        replying(req) {
+    func setattr(_ request: Request, _ ino: UInt64, _ attr: stat, _ toSet: Int32, handle fileHandle: RegularFileHandle) {
+        replying(request) {
             let inode = try table.inode(ino)
             // A truncate changes content: a stub gets its bytes first.
             if toSet & FUSE_SET_ATTR_SIZE != 0 { try snapshot?.copyUpIfStub(inode) }
-            let handle = fi.flatMap(RegularFileHandle.descriptor)
+            let handle = fileHandle.descriptor
             if toSet & FUSE_SET_ATTR_MODE != 0 {
                 if let handle { try sys("fchmod") { fchmod(handle, attr.st_mode) } } else { try sys("chmod") { chmod(inode.procPath, attr.st_mode) } }
             }
@@ -51,41 +49,39 @@ extension PassthroughFileSystem {
                     try sys("utimensat") { utimensat(inode.fd, "", &times, BUILDFS_AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) }
                 }
             }
-            var st = presented(inode, try statOf(inode))
-            fuse_reply_attr(req, &st, timeout)
+            request.reply(attributes: presented(inode, try statOf(inode)), timeout: timeout)
         }
     }
 
-    func readlink(_ req: fuse_req_t, _ ino: fuse_ino_t) {
-        replying(req) {
+    func readlink(_ request: Request, _ ino: UInt64) {
+        replying(request) {
             let inode = try table.inode(ino)
-            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-            let n = try sys("readlinkat") { readlinkat(inode.fd, "", &buffer, buffer.count - 1) }
-            buffer[n] = 0
-            fuse_reply_readlink(req, buffer)
+            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX))
+            let n = try sys("readlinkat") { readlinkat(inode.fd, "", &buffer, buffer.count) }
+            buffer.withUnsafeBytes { request.reply(bytes: UnsafeRawBufferPointer(rebasing: $0[..<n])) }
         }
     }
 
-    func statfs(_ req: fuse_req_t, _ ino: fuse_ino_t) {
-        replying(req) {
+    func statfs(_ request: Request, _ ino: UInt64) {
+        replying(request) {
             let inode = try table.inode(ino)
             var info = statvfs()
             try sys("fstatvfs") { fstatvfs(inode.fd, &info) }
-            fuse_reply_statfs(req, &info)
+            request.reply(fileSystem: info)
         }
     }
 
-    func getxattr(_ req: fuse_req_t, _ ino: fuse_ino_t, _ name: UnsafePointer<CChar>, _ size: Int) {
-        replying(req) {
+    func getxattr(_ request: Request, _ ino: UInt64, _ name: UnsafePointer<CChar>, _ size: Int) {
+        replying(request) {
             if UpperLayout.isInternalAttribute(name) { throw SystemCallError("getxattr", code: ENODATA) }
             let path = try table.inode(ino).procPath
             do {
                 if size == 0 {
-                    fuse_reply_xattr(req, try sys("getxattr") { CLinuxCalls.getxattr(path, name, nil, 0) })
+                    request.reply(attributeSize: try sys("getxattr") { CLinuxCalls.getxattr(path, name, nil, 0) })
                 } else {
                     var value = [UInt8](repeating: 0, count: size)
                     let n = try sys("getxattr") { CLinuxCalls.getxattr(path, name, &value, size) }
-                    fuse_reply_buf(req, value, n)
+                    value.withUnsafeBytes { request.reply(bytes: UnsafeRawBufferPointer(rebasing: $0[..<n])) }
                 }
             } catch let error as SystemCallError where error.code == ENODATA && strncmp(name, "security.", 9) == 0 {
                 // FUSE caches no xattrs, and `ls -l` asks every file for its
@@ -98,8 +94,8 @@ extension PassthroughFileSystem {
         }
     }
 
-    func listxattr(_ req: fuse_req_t, _ ino: fuse_ino_t, _ size: Int) {
-        replying(req) {
+    func listxattr(_ request: Request, _ ino: UInt64, _ size: Int) {
+        replying(request) {
             let path = try table.inode(ino).procPath
             // Our own names are left out of the list.
             let needed = try sys("listxattr") { CLinuxCalls.listxattr(path, nil, 0) }
@@ -111,31 +107,31 @@ extension PassthroughFileSystem {
                 if !item.withUnsafeBufferPointer({ UpperLayout.isInternalAttribute($0.baseAddress!) }) { visible += item }
             }
             if size == 0 {
-                fuse_reply_xattr(req, visible.count)
+                request.reply(attributeSize: visible.count)
             } else if visible.count > size {
                 throw SystemCallError("listxattr", code: ERANGE)
             } else {
-                fuse_reply_buf(req, visible, visible.count)
+                visible.withUnsafeBytes { request.reply(bytes: $0) }
             }
         }
     }
 
-    func setxattr(_ req: fuse_req_t, _ ino: fuse_ino_t, _ name: UnsafePointer<CChar>,
-                  _ value: UnsafePointer<CChar>?, _ size: Int, _ flags: Int32) {
-        replying(req) {
+    func setxattr(_ request: Request, _ ino: UInt64, _ name: UnsafePointer<CChar>,
+                  _ value: UnsafeRawPointer?, _ size: Int, _ flags: Int32) {
+        replying(request) {
             if UpperLayout.isInternalAttribute(name) { throw SystemCallError("setxattr", code: EPERM) }
             let path = try table.inode(ino).procPath
             try sys("setxattr") { CLinuxCalls.setxattr(path, name, value, size, flags) }
-            fuse_reply_err(req, 0)
+            request.replySuccess()
         }
     }
 
-    func removexattr(_ req: fuse_req_t, _ ino: fuse_ino_t, _ name: UnsafePointer<CChar>) {
-        replying(req) {
+    func removexattr(_ request: Request, _ ino: UInt64, _ name: UnsafePointer<CChar>) {
+        replying(request) {
             if UpperLayout.isInternalAttribute(name) { throw SystemCallError("removexattr", code: ENODATA) }
             let path = try table.inode(ino).procPath
             try sys("removexattr") { CLinuxCalls.removexattr(path, name) }
-            fuse_reply_err(req, 0)
+            request.replySuccess()
         }
     }
 }

@@ -46,7 +46,7 @@ final class DirectoryHandle: @unchecked Sendable {
 
 /// What became of one entry offered to a readdir reply.
 private enum Placement {
-    case added(bytes: Int)
+    case added
     /// Not shown (the link index), or gone since the stream listed it.
     case skipped
     /// No room left: the entry waits for the next reply.
@@ -62,19 +62,17 @@ private enum Placement {
 /// handle: each request reads from a stream opened at its offset, which
 /// is the upper directory's own cookie (d_off), valid across opens.
 extension PassthroughFileSystem {
-    func opendir(_ req: fuse_req_t, _ ino: fuse_ino_t, _ fi: UnsafeMutablePointer<fuse_file_info>) {
+    func opendir(_ request: Request, _ ino: UInt64) {
         if servesWithoutOpens {
-            fuse_reply_err(req, ENOSYS)
+            request.reply(error: ENOSYS)
             return
         }
-        replying(req) {
+        replying(request) {
             let directory = try openDirectory(try table.inode(ino))
-            fi.pointee.fh = UInt64(UInt(bitPattern: Unmanaged.passRetained(directory).toOpaque()))
             // Listings stay valid: the kernel drops them itself when it
             // changes the directory through us, and nobody else does.
-            fi.pointee.cache_readdir = 1
-            fi.pointee.keep_cache = 1
-            fuse_reply_open(req, fi)
+            request.reply(open: OpenFile(handle: UInt64(UInt(bitPattern: Unmanaged.passRetained(directory).toOpaque())),
+                                         keepCache: true, cacheListing: true))
         }
     }
 
@@ -93,47 +91,45 @@ extension PassthroughFileSystem {
 
     /// The open directory of a request: its handle, or in no-open mode
     /// (fh 0) a stream opened for this request alone.
-    private func directory(_ inode: Inode, _ fi: UnsafeMutablePointer<fuse_file_info>) throws -> DirectoryHandle {
-        guard let handle = UnsafeRawPointer(bitPattern: UInt(fi.pointee.fh)) else {
+    private func directory(_ inode: Inode, handle: UInt64) throws -> DirectoryHandle {
+        guard let handle = UnsafeRawPointer(bitPattern: UInt(handle)) else {
             return try openDirectory(inode)
         }
         return Unmanaged<DirectoryHandle>.fromOpaque(handle).takeUnretainedValue()
     }
 
-    func releasedir(_ req: fuse_req_t, _ fi: UnsafeMutablePointer<fuse_file_info>) {
-        if let handle = UnsafeRawPointer(bitPattern: UInt(fi.pointee.fh)) {
+    func releasedir(_ request: Request, handle: UInt64) {
+        if let handle = UnsafeRawPointer(bitPattern: UInt(handle)) {
             Unmanaged<DirectoryHandle>.fromOpaque(handle).release()
         }
-        fuse_reply_err(req, 0)
+        request.replySuccess()
     }
 
-    func fsyncdir(_ req: fuse_req_t, _ ino: fuse_ino_t, _ dataOnly: Bool, _ fi: UnsafeMutablePointer<fuse_file_info>) {
-        replying(req) {
-            let directory = try directory(try table.inode(ino), fi)
+    func fsyncdir(_ request: Request, _ ino: UInt64, dataOnly: Bool, handle: UInt64) {
+        replying(request) {
+            let directory = try directory(try table.inode(ino), handle: handle)
             try withExtendedLifetime(directory) { // its stream owns the descriptor
                 let fd = dirfd(directory.stream)
                 try sys("fsync") { dataOnly ? fdatasync(fd) : Glibc.fsync(fd) }
             }
-            fuse_reply_err(req, 0)
+            request.replySuccess()
         }
     }
 
     /// readdir and readdirplus. With `plus`, each entry but "." and ".."
     /// comes with its attributes and counts as a lookup, which spares the
     /// kernel a lookup per name when a tool stats what it lists.
-    func readdir(_ req: fuse_req_t, _ ino: fuse_ino_t, _ size: Int, _ offset: off_t,
-                 _ fi: UnsafeMutablePointer<fuse_file_info>, plus: Bool) {
+    func readdir(_ request: Request, _ ino: UInt64, _ size: Int, _ offset: off_t, handle: UInt64, plus: Bool) {
         let parent: Inode
         let directory: DirectoryHandle
         do {
             parent = try table.inode(ino)
-            directory = try self.directory(parent, fi)
+            directory = try self.directory(parent, handle: handle)
         } catch {
-            replyError(req, error)
+            replyError(request, error)
             return
         }
-        var buffer = [CChar](repeating: 0, count: size)
-        var used = 0
+        var listing = DirectoryListing(capacity: size)
         var failure: Int32 = 0
         directory.state.withLock { state in
             if offset != state.offset {
@@ -154,14 +150,8 @@ extension PassthroughFileSystem {
                         return
                     }
                 }
-                let placement = buffer.withUnsafeMutableBufferPointer { out in
-                    place(entry, of: parent, into: out.baseAddress! + used, room: size - used, req, plus: plus)
-                }
-                switch placement {
-                case let .added(bytes):
-                    used += bytes
-                    state.advance(past: entry)
-                case .skipped:
+                switch place(entry, of: parent, into: &listing, plus: plus) {
+                case .added, .skipped:
                     state.advance(past: entry)
                 case .full:
                     state.pending = entry
@@ -173,48 +163,46 @@ extension PassthroughFileSystem {
             }
         }
         // An error after some entries still returns those entries.
-        if failure != 0 && used == 0 {
-            fuse_reply_err(req, failure)
+        if failure != 0 && listing.used == 0 {
+            request.reply(error: failure)
         } else {
-            fuse_reply_buf(req, buffer, used)
+            listing.send(to: request)
         }
     }
 
-    /// Adds `entry` to a reply at `out` if it fits in `room`. With `plus`,
-    /// an entry but "." and ".." is looked up (counted as a kernel lookup
-    /// only if it fits).
-    private func place(_ entry: DirectoryHandle.Pending, of parent: Inode, into out: UnsafeMutablePointer<CChar>,
-                       room: Int, _ req: fuse_req_t, plus: Bool) -> Placement {
-        if let snapshot, entry.name.withUnsafeBufferPointer({ snapshot.isInternal(parent, $0.baseAddress!) }) {
-            return .skipped
-        }
-        guard plus else {
-            var st = stat()
-            st.st_ino = ino_t(entry.inode)
-            st.st_mode = mode_t(entry.type) << 12
-            let added = fuse_add_direntry(req, out, room, entry.name, &st, off_t(entry.nextOffset))
-            return added > room ? .full : .added(bytes: added)
-        }
-        var param = fuse_entry_param()
-        let isDot = entry.name == [0x2E, 0] || entry.name == [0x2E, 0x2E, 0]
-        if isDot {
-            param.attr.st_ino = ino_t(entry.inode)
-            param.attr.st_mode = mode_t(entry.type) << 12
-        } else {
-            do {
-                let (inode, st) = try entry.name.withUnsafeBufferPointer { try table.lookUp($0.baseAddress!, in: parent) }
-                param = entryParam(inode, st)
-            } catch let error as SystemCallError {
-                return error.code == ENOENT ? .skipped : .failed(error.code)
-            } catch {
-                return .failed(EIO)
+    /// Adds `entry` to the listing if it fits. With `plus`, an entry but
+    /// "." and ".." is looked up (counted as a kernel lookup only if it
+    /// fits).
+    private func place(_ entry: DirectoryHandle.Pending, of parent: Inode, into listing: inout DirectoryListing,
+                       plus: Bool) -> Placement {
+        entry.name.withUnsafeBufferPointer { nameBuffer in
+            let name = nameBuffer.baseAddress!
+            if let snapshot, snapshot.isInternal(parent, name) { return .skipped }
+            guard plus else {
+                return listing.add(name, inode: entry.inode, type: entry.type, nextOffset: entry.nextOffset) ? .added : .full
             }
+            let isDot = entry.name == [0x2E, 0] || entry.name == [0x2E, 0x2E, 0]
+            let found: Entry
+            if isDot {
+                var st = stat()
+                st.st_ino = ino_t(entry.inode)
+                st.st_mode = mode_t(entry.type) << 12
+                found = Entry(number: 0, attributes: st, timeout: 0)
+            } else {
+                do {
+                    let (inode, st) = try table.lookUp(name, in: parent)
+                    found = self.entry(inode, st)
+                } catch let error as SystemCallError {
+                    return error.code == ENOENT ? .skipped : .failed(error.code)
+                } catch {
+                    return .failed(EIO)
+                }
+            }
+            guard listing.add(name, entry: found, nextOffset: entry.nextOffset) else {
+                if !isDot { table.forget(found.number, count: 1) } // the kernel will not see it now
+                return .full
+            }
+            return .added
         }
-        let added = fuse_add_direntry_plus(req, out, room, entry.name, &param, off_t(entry.nextOffset))
-        guard added <= room else {
-            if !isDot { table.forget(param.ino, count: 1) } // the kernel will not see it now
-            return .full
-        }
-        return .added(bytes: added)
     }
 }

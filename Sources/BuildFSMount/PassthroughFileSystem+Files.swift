@@ -28,21 +28,21 @@ extension PassthroughFileSystem {
         requested & ~(O_NOFOLLOW | O_APPEND) | O_CLOEXEC
     }
 
-    func open(_ req: fuse_req_t, _ ino: fuse_ino_t, _ fi: UnsafeMutablePointer<fuse_file_info>) {
+    func open(_ request: Request, _ ino: UInt64, flags: Int32) {
         if servesWithoutOpens {
-            fuse_reply_err(req, ENOSYS)
+            request.reply(error: ENOSYS)
             return
         }
-        replying(req) {
+        replying(request) {
             let inode = try table.inode(ino)
-            if fi.pointee.flags & O_ACCMODE == O_RDONLY, try snapshot?.stubContent(inode) != nil {
-                RegularFileHandle.set(fi, descriptor: nil)
+            let handle: RegularFileHandle
+            if flags & O_ACCMODE == O_RDONLY, try snapshot?.stubContent(inode) != nil {
+                handle = RegularFileHandle(descriptor: nil)
             } else {
-                if fi.pointee.flags & O_ACCMODE != O_RDONLY { try snapshot?.copyUpIfStub(inode) }
-                RegularFileHandle.set(fi, descriptor: try sys("open") { Glibc.open(inode.procPath, openFlags(fi.pointee.flags)) })
+                if flags & O_ACCMODE != O_RDONLY { try snapshot?.copyUpIfStub(inode) }
+                handle = RegularFileHandle(descriptor: try sys("open") { Glibc.open(inode.procPath, openFlags(flags)) })
             }
-            setCaching(fi)
-            fuse_reply_open(req, fi)
+            request.reply(open: openFile(handle, flags: flags))
         }
     }
 
@@ -60,18 +60,17 @@ extension PassthroughFileSystem {
     /// report: a read-only descriptor, or any descriptor on an upper file
     /// system whose close never fails (UpperFileSystemType). Locks need no
     /// FLUSH either: the kernel keeps them itself.
-    func setCaching(_ fi: UnsafeMutablePointer<fuse_file_info>) {
-        fi.pointee.keep_cache = 1
-        if fi.pointee.flags & O_ACCMODE == O_WRONLY { fi.pointee.direct_io = 1 }
-        if fi.pointee.flags & O_ACCMODE == O_RDONLY || upperCloseReportsNothing { fi.pointee.noflush = 1 }
+    func openFile(_ handle: RegularFileHandle, flags: Int32) -> OpenFile {
+        OpenFile(handle: handle.value, keepCache: true, directIO: flags & O_ACCMODE == O_WRONLY,
+                 noFlush: flags & O_ACCMODE == O_RDONLY || upperCloseReportsNothing)
     }
 
     /// Runs `body` on the request's descriptor if it has one, else on the
     /// upper file reopened with `flags` for this request.
     @discardableResult
-    func withDescriptor<R>(_ inode: Inode, _ fi: UnsafeMutablePointer<fuse_file_info>, _ flags: Int32,
+    func withDescriptor<R>(_ inode: Inode, _ handle: RegularFileHandle, _ flags: Int32,
                            _ body: (Int32) throws -> R) throws -> R {
-        if let fd = RegularFileHandle.descriptor(fi) { return try body(fd) }
+        if let fd = handle.descriptor { return try body(fd) }
         let fd = try sys("open") { Glibc.open(inode.procPath, flags | O_CLOEXEC) }
         defer { close(fd) }
         return try body(fd)
@@ -80,33 +79,32 @@ extension PassthroughFileSystem {
     /// A stub is read from the store (a damaged or missing chunk is an I/O
     /// error for the reader and a named error in the log: never wrong
     /// bytes); anything else is spliced from the upper file, or copied when
-    /// the READ is larger than `largestSplicedRead`. fuse_reply_data
-    /// answers a failed read with the error itself: replying again would
-    /// free the request twice.
-    func read(_ req: fuse_req_t, _ ino: fuse_ino_t, _ size: Int, _ offset: off_t,
-              _ fi: UnsafeMutablePointer<fuse_file_info>) {
+    /// the READ is larger than `largestSplicedRead`. A failed splice is
+    /// answered with its error by the splice itself: replying again would
+    /// answer twice.
+    func read(_ request: Request, _ ino: UInt64, _ size: Int, _ offset: off_t, handle: RegularFileHandle) {
         let inode: Inode
         let stub: StubContent?
         do {
             inode = try table.inode(ino)
             stub = try snapshot?.stubContent(inode)
         } catch {
-            replyError(req, error)
+            replyError(request, error)
             return
         }
         if let stub, let snapshot {
             do {
-                reply(req, with: try stub.read(snapshot.layer, size: size, offset: UInt64(offset)))
+                reply(request, with: try stub.read(snapshot.layer, size: size, offset: UInt64(offset)))
             } catch {
                 daemonLog("read of snapshot '\(snapshot.layer.key)' failed: \(error)")
-                fuse_reply_err(req, EIO)
+                request.reply(error: EIO)
             }
             return
         }
         do {
-            try withDescriptor(inode, fi, O_RDONLY) { fd in
+            try withDescriptor(inode, handle, O_RDONLY) { fd in
                 if size <= Self.largestSplicedRead {
-                    _ = buildfs_reply_fd_data(req, fd, offset, size)
+                    request.reply(dataOf: fd, offset: offset, size: size)
                     return
                 }
                 // Until full or the end: a short reply reads as the file's end.
@@ -118,10 +116,10 @@ extension PassthroughFileSystem {
                         count += n
                     }
                 }
-                fuse_reply_buf(req, bytes, bytes.count)
+                bytes.withUnsafeBytes { request.reply(bytes: $0) }
             }
         } catch {
-            replyError(req, error)
+            replyError(request, error)
         }
     }
 
@@ -135,12 +133,12 @@ extension PassthroughFileSystem {
 
     /// Replies with the pieces' bytes in place: each chunk's storage is
     /// pinned by one nested closure while the reply is written.
-    private func reply(_ req: fuse_req_t, with pieces: [StubContent.Piece]) {
+    private func reply(_ request: Request, with pieces: [StubContent.Piece]) {
         var vectors: [iovec] = []
         vectors.reserveCapacity(pieces.count)
         func pin(_ next: Int) {
             guard next < pieces.count else {
-                fuse_reply_iov(req, vectors, Int32(vectors.count))
+                request.reply(pieces: vectors)
                 return
             }
             pieces[next].chunk.withUnsafeBytes { chunk in
@@ -156,14 +154,15 @@ extension PassthroughFileSystem {
     }
 
     /// The first write to a stub copies it up.
-    func writeBuffer(_ req: fuse_req_t, _ ino: fuse_ino_t, _ buffers: UnsafeMutablePointer<fuse_bufvec>,
-                     _ offset: off_t, _ fi: UnsafeMutablePointer<fuse_file_info>) {
-        replying(req) {
+    func write(_ request: Request, _ ino: UInt64, _ data: UnsafeRawBufferPointer, _ offset: off_t,
+               handle: RegularFileHandle) {
+        replying(request) {
             let inode = try table.inode(ino)
             try snapshot?.copyUpIfStub(inode)
-            let written = try withDescriptor(inode, fi, O_WRONLY) { buildfs_write_buf_to_fd(buffers, $0, offset) }
-            if written < 0 { throw SystemCallError("write", code: Int32(-written)) }
-            fuse_reply_write(req, Int(written))
+            let written = try withDescriptor(inode, handle, O_WRONLY) { fd in
+                try sys("pwrite") { pwrite(fd, data.baseAddress, data.count, offset) }
+            }
+            request.reply(written: written)
         }
     }
 
@@ -173,44 +172,44 @@ extension PassthroughFileSystem {
     /// upper file are reported: an open descriptor is checked without
     /// closing it; a reopened one was closed, and checked, by the request
     /// that wrote through it.
-    func flush(_ req: fuse_req_t, _ fi: UnsafeMutablePointer<fuse_file_info>) {
+    func flush(_ request: Request, handle: RegularFileHandle) {
         if upperCloseReportsNothing {
-            fuse_reply_err(req, ENOSYS)
+            request.reply(error: ENOSYS)
             return
         }
-        replying(req) {
-            if let fd = RegularFileHandle.descriptor(fi) {
+        replying(request) {
+            if let fd = handle.descriptor {
                 let copy = try sys("dup") { dup(fd) }
                 if close(copy) != 0 { throw SystemCallError("close") }
             }
-            fuse_reply_err(req, 0)
+            request.replySuccess()
         }
     }
 
-    func release(_ req: fuse_req_t, _ fi: UnsafeMutablePointer<fuse_file_info>) {
-        if let fd = RegularFileHandle.descriptor(fi) { close(fd) }
-        fuse_reply_err(req, 0)
+    func release(_ request: Request, handle: RegularFileHandle) {
+        if let fd = handle.descriptor { close(fd) }
+        request.replySuccess()
     }
 
     /// A stub has nothing written to sync.
-    func fsync(_ req: fuse_req_t, _ ino: fuse_ino_t, _ dataOnly: Bool, _ fi: UnsafeMutablePointer<fuse_file_info>) {
-        replying(req) {
+    func fsync(_ request: Request, _ ino: UInt64, dataOnly: Bool, handle: RegularFileHandle) {
+        replying(request) {
             let inode = try table.inode(ino)
             if snapshot?.layerState(inode)?.stub == nil {
-                try withDescriptor(inode, fi, O_RDONLY) { fd in try sys("fsync") { dataOnly ? fdatasync(fd) : Glibc.fsync(fd) } }
+                try withDescriptor(inode, handle, O_RDONLY) { fd in try sys("fsync") { dataOnly ? fdatasync(fd) : Glibc.fsync(fd) } }
             }
-            fuse_reply_err(req, 0)
+            request.replySuccess()
         }
     }
 
     /// Allocating (or punching) changes content: a stub is copied up first.
-    func fallocate(_ req: fuse_req_t, _ ino: fuse_ino_t, _ mode: Int32, _ offset: off_t, _ length: off_t,
-                   _ fi: UnsafeMutablePointer<fuse_file_info>) {
-        replying(req) {
+    func fallocate(_ request: Request, _ ino: UInt64, _ mode: Int32, _ offset: off_t, _ length: off_t,
+                   handle: RegularFileHandle) {
+        replying(request) {
             let inode = try table.inode(ino)
             try snapshot?.copyUpIfStub(inode)
-            try withDescriptor(inode, fi, O_WRONLY) { fd in try sys("fallocate") { buildfs_fallocate(fd, mode, offset, length) } }
-            fuse_reply_err(req, 0)
+            try withDescriptor(inode, handle, O_WRONLY) { fd in try sys("fallocate") { buildfs_fallocate(fd, mode, offset, length) } }
+            request.replySuccess()
         }
     }
 }
@@ -219,12 +218,12 @@ extension PassthroughFileSystem {
 /// that 0 means "no descriptor" (a stub read from the store, or no-open
 /// mode) whatever descriptors the process has open. Directories' handles
 /// are DirectoryHandle objects instead (PassthroughFileSystem+Directories).
-enum RegularFileHandle {
-    static func set(_ fi: UnsafeMutablePointer<fuse_file_info>, descriptor: Int32?) {
-        fi.pointee.fh = descriptor.map { UInt64($0) + 1 } ?? 0
-    }
+struct RegularFileHandle {
+    let value: UInt64
 
-    static func descriptor(_ fi: UnsafeMutablePointer<fuse_file_info>) -> Int32? {
-        fi.pointee.fh == 0 ? nil : Int32(truncatingIfNeeded: fi.pointee.fh - 1)
-    }
+    init(_ value: UInt64) { self.value = value }
+
+    init(descriptor: Int32?) { value = descriptor.map { UInt64($0) + 1 } ?? 0 }
+
+    var descriptor: Int32? { value == 0 ? nil : Int32(truncatingIfNeeded: value - 1) }
 }

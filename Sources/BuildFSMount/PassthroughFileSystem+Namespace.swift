@@ -7,68 +7,72 @@ import Glibc
 extension PassthroughFileSystem {
     /// Makes a name with `make` (as the caller unless `asDaemon`), then
     /// answers with its entry.
-    private func create(_ req: fuse_req_t, in parent: fuse_ino_t, _ name: UnsafePointer<CChar>,
+    private func create(_ request: Request, in parent: UInt64, _ name: UnsafePointer<CChar>,
                         asDaemon: Bool = false, _ make: (Inode) throws -> Void) {
-        replying(req) {
+        replying(request) {
             let directory = try table.inode(parent)
             try snapshot?.ensureExpanded(directory)
             if snapshot?.isInternal(directory, name) == true { throw SystemCallError("create", code: EPERM) }
-            if asDaemon { try make(directory) } else { try asCaller(req) { try make(directory) } }
+            if asDaemon { try make(directory) } else { try asCaller(request) { try make(directory) } }
             let (inode, st) = try table.lookUp(name, in: directory)
-            var entry = entryParam(inode, st)
-            fuse_reply_entry(req, &entry)
+            request.reply(entry: entry(inode, st))
         }
     }
 
-    func mkdir(_ req: fuse_req_t, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>, _ mode: mode_t) {
-        create(req, in: parent, name) { directory in try sys("mkdirat") { mkdirat(directory.fd, name, creationMode(req, in: directory, mode)) } }
+    func mkdir(_ request: Request, _ parent: UInt64, _ name: UnsafePointer<CChar>, _ mode: mode_t, umask: mode_t) {
+        create(request, in: parent, name) { directory in
+            try sys("mkdirat") { mkdirat(directory.fd, name, creationMode(mode, umask: umask, in: directory)) }
+        }
     }
 
-    func mknod(_ req: fuse_req_t, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>, _ mode: mode_t, _ rdev: dev_t) {
-        create(req, in: parent, name) { directory in try sys("mknodat") { mknodat(directory.fd, name, creationMode(req, in: directory, mode), rdev) } }
+    func mknod(_ request: Request, _ parent: UInt64, _ name: UnsafePointer<CChar>, _ mode: mode_t, _ rdev: dev_t,
+               umask: mode_t) {
+        create(request, in: parent, name) { directory in
+            try sys("mknodat") { mknodat(directory.fd, name, creationMode(mode, umask: umask, in: directory), rdev) }
+        }
     }
 
-    func symlink(_ req: fuse_req_t, _ target: UnsafePointer<CChar>, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>) {
-        create(req, in: parent, name) { directory in try sys("symlinkat") { symlinkat(target, directory.fd, name) } }
+    func symlink(_ request: Request, _ target: UnsafePointer<CChar>, _ parent: UInt64, _ name: UnsafePointer<CChar>) {
+        create(request, in: parent, name) { directory in try sys("symlinkat") { symlinkat(target, directory.fd, name) } }
     }
 
     /// A link makes no new inode, so it keeps the daemon's identity: linking
     /// by descriptor (AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH, which a
     /// switched fsuid drops. The kernel has checked the caller's rights.
-    func link(_ req: fuse_req_t, _ ino: fuse_ino_t, _ newParent: fuse_ino_t, _ newName: UnsafePointer<CChar>) {
-        create(req, in: newParent, newName, asDaemon: true) { directory in
+    func link(_ request: Request, _ ino: UInt64, _ newParent: UInt64, _ newName: UnsafePointer<CChar>) {
+        create(request, in: newParent, newName, asDaemon: true) { directory in
             let inode = try table.inode(ino)
             try sys("linkat") { linkat(inode.fd, "", directory.fd, newName, BUILDFS_AT_EMPTY_PATH) }
         }
     }
 
-    func unlink(_ req: fuse_req_t, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>) {
-        replying(req) {
+    func unlink(_ request: Request, _ parent: UInt64, _ name: UnsafePointer<CChar>) {
+        replying(request) {
             let directory = try table.inode(parent)
             try snapshot?.ensureExpanded(directory)
             if snapshot?.isInternal(directory, name) == true { throw SystemCallError("unlink", code: ENOENT) }
             holdIfLastLink(directory, name)
             try sys("unlinkat") { unlinkat(directory.fd, name, 0) }
-            fuse_reply_err(req, 0)
+            request.replySuccess()
         }
     }
 
-    func rmdir(_ req: fuse_req_t, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>) {
-        replying(req) {
+    func rmdir(_ request: Request, _ parent: UInt64, _ name: UnsafePointer<CChar>) {
+        replying(request) {
             let directory = try table.inode(parent)
             try snapshot?.ensureExpanded(directory)
             if snapshot?.isInternal(directory, name) == true { throw SystemCallError("rmdir", code: ENOENT) }
             try snapshot?.expandChild(directory, name)
             try sys("unlinkat") { unlinkat(directory.fd, name, AT_REMOVEDIR) }
-            fuse_reply_err(req, 0)
+            request.replySuccess()
         }
     }
 
     /// Plain renames, RENAME_NOREPLACE and RENAME_EXCHANGE (the kernel
     /// passes the flags through).
-    func rename(_ req: fuse_req_t, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>,
-                _ newParent: fuse_ino_t, _ newName: UnsafePointer<CChar>, _ flags: UInt32) {
-        replying(req) {
+    func rename(_ request: Request, _ parent: UInt64, _ name: UnsafePointer<CChar>,
+                _ newParent: UInt64, _ newName: UnsafePointer<CChar>, _ flags: UInt32) {
+        replying(request) {
             let source = try table.inode(parent), target = try table.inode(newParent)
             try snapshot?.ensureExpanded(source)
             try snapshot?.ensureExpanded(target)
@@ -84,7 +88,7 @@ extension PassthroughFileSystem {
             } else {
                 try sys("renameat2") { buildfs_renameat2(from, name, to, newName, flags) }
             }
-            fuse_reply_err(req, 0)
+            request.replySuccess()
         }
     }
 
@@ -102,23 +106,21 @@ extension PassthroughFileSystem {
     /// open(O_CREAT): creates the file as the caller and opens it (in
     /// no-open mode the descriptor is closed at once: see
     /// PassthroughFileSystem+Files).
-    func create(_ req: fuse_req_t, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>, _ mode: mode_t,
-                _ fi: UnsafeMutablePointer<fuse_file_info>) {
-        replying(req) {
+    func create(_ request: Request, _ parent: UInt64, _ name: UnsafePointer<CChar>, _ mode: mode_t,
+                flags requested: Int32, umask: mode_t) {
+        replying(request) {
             let directory = try table.inode(parent)
             try snapshot?.ensureExpanded(directory)
             if snapshot?.isInternal(directory, name) == true { throw SystemCallError("create", code: EPERM) }
-            let flags = openFlags(fi.pointee.flags) | O_CREAT
-            let fd = try asCaller(req) {
-                try sys("openat") { openat(directory.fd, name, flags, creationMode(req, in: directory, mode)) }
+            let flags = openFlags(requested) | O_CREAT
+            let fd = try asCaller(request) {
+                try sys("openat") { openat(directory.fd, name, flags, creationMode(mode, umask: umask, in: directory)) }
             }
             if servesWithoutOpens { close(fd) }
             do {
                 let (inode, st) = try table.lookUp(name, in: directory)
-                var entry = entryParam(inode, st)
-                RegularFileHandle.set(fi, descriptor: servesWithoutOpens ? nil : fd)
-                setCaching(fi)
-                fuse_reply_create(req, &entry, fi)
+                let open = openFile(RegularFileHandle(descriptor: servesWithoutOpens ? nil : fd), flags: requested)
+                request.reply(created: entry(inode, st), open: open)
             } catch {
                 if !servesWithoutOpens { close(fd) }
                 throw error

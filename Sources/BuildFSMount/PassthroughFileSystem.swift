@@ -79,27 +79,21 @@ public final class PassthroughFileSystem: Sendable {
 
     /// Runs an operation, turning a thrown errno into the error reply.
     @inline(__always)
-    func replying(_ req: fuse_req_t, _ body: () throws -> Void) {
+    func replying(_ request: Request, _ body: () throws -> Void) {
         do {
             try body()
         } catch {
-            replyError(req, error)
+            replyError(request, error)
         }
     }
 
     /// The error reply for a thrown error: its errno, else EIO.
-    func replyError(_ req: fuse_req_t, _ error: any Error) {
-        fuse_reply_err(req, (error as? SystemCallError)?.code ?? EIO)
+    func replyError(_ request: Request, _ error: any Error) {
+        request.reply(error: (error as? SystemCallError)?.code ?? EIO)
     }
 
-    func entryParam(_ inode: Inode, _ st: stat) -> fuse_entry_param {
-        var entry = fuse_entry_param()
-        entry.ino = table.number(of: inode)
-        entry.generation = 0
-        entry.attr = presented(inode, st)
-        entry.attr_timeout = timeout
-        entry.entry_timeout = timeout
-        return entry
+    func entry(_ inode: Inode, _ st: stat) -> Entry {
+        Entry(number: table.number(of: inode), attributes: presented(inode, st), timeout: timeout)
     }
 
     func statOf(_ inode: Inode) throws -> stat {
@@ -128,11 +122,11 @@ public final class PassthroughFileSystem: Sendable {
     /// Runs `body` with this thread's fsuid/fsgid set to the caller's, so
     /// that files it creates belong to the caller. Supplementary groups are
     /// read (from /proc, costly) only when the first try is refused.
-    func asCaller<R>(_ req: fuse_req_t, _ body: () throws -> R) throws -> R {
-        guard switchesIdentity, let context = fuse_req_ctx(req)?.pointee,
-              context.uid != daemonUID || context.gid != daemonGID else { return try body() }
-        buildfs_setfsgid(context.gid)
-        buildfs_setfsuid(context.uid)
+    func asCaller<R>(_ request: Request, _ body: () throws -> R) throws -> R {
+        let caller = request.caller
+        guard switchesIdentity, caller.uid != daemonUID || caller.gid != daemonGID else { return try body() }
+        buildfs_setfsgid(caller.gid)
+        buildfs_setfsuid(caller.uid)
         defer {
             buildfs_setfsuid(daemonUID)
             buildfs_setfsgid(daemonGID)
@@ -140,10 +134,9 @@ public final class PassthroughFileSystem: Sendable {
         do {
             return try body()
         } catch let error as SystemCallError where error.code == EACCES {
-            var groups = [gid_t](repeating: 0, count: 256)
-            let count = fuse_req_getgroups(req, Int32(groups.count), &groups)
-            guard count > 0 else { throw error }
-            buildfs_setgroups(Int(min(count, Int32(groups.count))), groups)
+            let groups = request.callerGroups()
+            guard !groups.isEmpty else { throw error }
+            buildfs_setgroups(groups.count, groups)
             defer { buildfs_setgroups(0, nil) }
             return try body()
         }
@@ -153,37 +146,31 @@ public final class PassthroughFileSystem: Sendable {
     /// umask applies unless the directory has a default ACL, which then
     /// decides alone (the upper file system applies it at creation). The
     /// kernel leaves this to the daemon (FUSE_CAP_DONT_MASK).
-    func creationMode(_ req: fuse_req_t, in directory: Inode, _ mode: mode_t) -> mode_t {
-        guard let umask = fuse_req_ctx(req)?.pointee.umask, umask != 0 else { return mode }
+    func creationMode(_ mode: mode_t, umask: mode_t, in directory: Inode) -> mode_t {
+        guard umask != 0 else { return mode }
         let defaultACL = CLinuxCalls.getxattr(directory.procPath, "system.posix_acl_default", nil, 0)
         return defaultACL > 0 ? mode : mode & ~umask
     }
 
     // MARK: lookup, forget
 
-    func lookup(_ req: fuse_req_t, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>) {
+    func lookup(_ request: Request, _ parent: UInt64, _ name: UnsafePointer<CChar>) {
         do {
             let directory = try table.inode(parent)
             try snapshot?.ensureExpanded(directory)
             if snapshot?.isInternal(directory, name) == true { throw SystemCallError("lookup", code: ENOENT) }
             let (inode, st) = try table.lookUp(name, in: directory)
-            var entry = entryParam(inode, st)
-            fuse_reply_entry(req, &entry)
+            request.reply(entry: entry(inode, st))
         } catch let error as SystemCallError where error.code == ENOENT {
             // A negative entry: the kernel remembers the name is absent, which
             // spares the include-path probes of every compile a round trip.
-            var entry = fuse_entry_param()
-            entry.ino = 0
-            entry.entry_timeout = timeout
-            fuse_reply_entry(req, &entry)
-        } catch let error as SystemCallError {
-            fuse_reply_err(req, error.code)
+            request.reply(entry: Entry(number: 0, attributes: stat(), timeout: timeout))
         } catch {
-            fuse_reply_err(req, EIO)
+            replyError(request, error)
         }
     }
 
-    func forget(_ ino: fuse_ino_t, _ count: UInt64) {
+    func forget(_ ino: UInt64, _ count: UInt64) {
         table.forget(ino, count: count)
     }
 }

@@ -33,15 +33,6 @@ static inline int buildfs_reply_fd_data(fuse_req_t req, int fd, off_t offset, si
     return fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
 
-/// Copies a write request's data (in memory or in a pipe) to `fd` at `offset`.
-static inline ssize_t buildfs_write_buf_to_fd(struct fuse_bufvec *in, int fd, off_t offset) {
-    struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
-    out.buf[0].flags = (enum fuse_buf_flags)(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
-    out.buf[0].fd = fd;
-    out.buf[0].pos = offset;
-    return fuse_buf_copy(&out, in, (enum fuse_buf_copy_flags)0);
-}
-
 static inline struct fuse_args buildfs_args_init(int argc, char **argv) {
     struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
     return args;

@@ -186,3 +186,122 @@ private final class TinyFileSystem: Sendable {
         channel.reply(unique: unique, bytes: entries.bytes)
     }
 }
+
+/// The loop's own answers, over a socket pair standing in for /dev/fuse
+/// (SOCK_SEQPACKET keeps one request per read and one reply per write, as
+/// the device does); the test plays the kernel.
+@Suite("Kernel loop protocol")
+struct KernelLoopProtocolTests {
+    @Test func theLoopAnswersProtocolRequestsAndHandsOnTheRest() throws {
+        let kernel = try FakeKernel()
+        let seen = Mutex<[KernelOpcode?]>([])
+        let served = Atomic<Bool>(false)
+        let session = try kernel.startedSession()
+        let loop = Thread {
+            try? session.serve(on: [session.channel]) { request, channel in
+                seen.withLock { $0.append(request.opcode) }
+                if request.opcode == .getattr {
+                    channel.reply(unique: request.unique, buildfs_fuse_attr_out(attributes: sampleStat(), timeout: 2))
+                }
+            }
+            served.store(true, ordering: .releasing)
+        }
+        loop.start()
+
+        kernel.send(opcode: KernelOpcode.interrupt.rawValue, unique: 11,
+                    arguments: bytes(of: buildfs_fuse_interrupt_in(unique: 10)))
+        #expect(try kernel.reply() == Reply(unique: 11, error: -ENOSYS, payload: []))
+        // FORGET gets no reply: the next reply is GETATTR's.
+        kernel.send(opcode: KernelOpcode.forget.rawValue, unique: 12, arguments: bytes(of: buildfs_fuse_forget_in(nlookup: 1)))
+        kernel.send(opcode: KernelOpcode.getattr.rawValue, unique: 13, arguments: bytes(of: buildfs_fuse_getattr_in()))
+        let getattr = try kernel.reply()
+        #expect(getattr.unique == 13 && getattr.error == 0)
+        #expect(getattr.payload == bytes(of: buildfs_fuse_attr_out(attributes: sampleStat(), timeout: 2)))
+        kernel.send(opcode: 4000, unique: 14, arguments: [])
+        #expect(try kernel.reply() == Reply(unique: 14, error: -ENOSYS, payload: []))
+        kernel.send(opcode: KernelOpcode.getattr.rawValue, unique: 15, arguments: [], claimedLength: 48)
+        #expect(try kernel.reply() == Reply(unique: 15, error: -EINVAL, payload: []))
+        #expect(seen.withLock { $0 } == [.forget, .getattr])
+
+        kernel.send(opcode: KernelOpcode.destroy.rawValue, unique: 16, arguments: [])
+        #expect(try kernel.reply() == Reply(unique: 16, error: 0, payload: []))
+        #expect(waitUntil(seconds: 5) { served.load(ordering: .acquiring) })
+        #expect(session.runningThreads == 0)
+    }
+
+    @Test func theLoopEndsWhenTheDeviceGoesAway() throws {
+        let kernel = try FakeKernel()
+        let session = try kernel.startedSession()
+        let served = Atomic<Bool>(false)
+        let loop = Thread {
+            try? session.serve(on: [session.channel]) { _, _ in }
+            served.store(true, ordering: .releasing)
+        }
+        loop.start()
+        #expect(waitUntil(seconds: 5) { session.runningThreads == 1 })
+        kernel.hangUp()  // reads then return 0, as ENODEV after an unmount
+        #expect(waitUntil(seconds: 5) { served.load(ordering: .acquiring) })
+        #expect(session.runningThreads == 0)
+    }
+}
+
+struct Reply: Equatable {
+    var unique: UInt64
+    var error: Int32
+    var payload: [UInt8]
+}
+
+/// The kernel's end of a socket pair whose other end a KernelSession serves.
+private final class FakeKernel: @unchecked Sendable {
+    private var descriptor: Int32
+    private let daemonSide: Int32
+
+    init() throws {
+        var ends: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &ends) == 0 else {
+            throw SystemCallError("socketpair")
+        }
+        descriptor = ends[0]
+        daemonSide = ends[1]
+    }
+
+    deinit { hangUp() }
+
+    /// A session on the daemon's end, INIT answered (and the answer checked).
+    func startedSession() throws -> KernelSession {
+        let session = KernelSession(channel: KernelChannel(adopting: daemonSide))
+        send(opcode: KernelOpcode.initialize.rawValue, unique: 1,
+             arguments: bytes(of: initIn(minor: 45, flags: [.asyncRead, .initExtended, .maxPages])))
+        let connection = try session.start(KernelInit(wanted: [.asyncRead], maxWrite: 1 << 17))
+        #expect(connection.granted == [.asyncRead, .initExtended, .maxPages])
+        let reply = try reply()
+        #expect(reply.unique == 1 && reply.error == 0 && reply.payload.count == 64)
+        let initOut = reply.payload.withUnsafeBytes { $0.loadUnaligned(as: buildfs_fuse_init_out.self) }
+        #expect(initOut.max_write == 1 << 17 && initOut.max_pages == 32 && initOut.minor == 45)
+        return session
+    }
+
+    /// Writes one request; `claimedLength` makes its header lie.
+    func send(opcode: UInt32, unique: UInt64, arguments: [UInt8], claimedLength: Int? = nil) {
+        var header = sampleHeader(opcode: .lookup, unique: unique, length: claimedLength ?? 40 + arguments.count)
+        header.opcode = opcode
+        let message = bytes(of: header) + arguments
+        #expect(message.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) } == message.count)
+    }
+
+    /// The next reply, waiting up to 5 s.
+    func reply() throws -> Reply {
+        var ready = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+        guard poll(&ready, 1, 5_000) == 1 else { throw SystemCallError("poll (no reply within 5 s)", code: ETIMEDOUT) }
+        var buffer = [UInt8](repeating: 0, count: 1 << 18)
+        let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+        let header = try #require(count >= 16 ? buffer.withUnsafeBytes { $0.loadUnaligned(as: buildfs_fuse_out_header.self) } : nil)
+        #expect(Int(header.len) == count)
+        return Reply(unique: header.unique, error: header.error, payload: Array(buffer[16..<count]))
+    }
+
+    func hangUp() {
+        if descriptor >= 0 { close(descriptor) }
+        descriptor = -1
+    }
+}

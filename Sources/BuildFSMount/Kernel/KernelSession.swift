@@ -71,9 +71,13 @@ final class KernelSession: Sendable {
     /// Serves requests on `threads` threads until the session is unmounted
     /// (or DESTROY), and returns once every thread has ended.
     func serve(threads: Int, handler: @escaping Handler) throws {
+        try serve(on: (0..<max(1, threads)).map { _ in try channel.clone() }, handler: handler)
+    }
+
+    /// Serves on `channels`, one thread each (tests pass a socket here).
+    func serve(on channels: [KernelChannel], handler: @escaping Handler) throws {
         guard let connection else { throw BuildFSError.usage("serve() before start(): INIT not answered") }
         let bufferSize = Self.receiveBufferSize(maxWrite: connection.maxWrite)
-        let channels = try (0..<max(1, threads)).map { _ in try channel.clone() }
         var started: [pthread_t] = []
         for threadChannel in channels {
             running.add(1, ordering: .releasing)

@@ -243,6 +243,35 @@ struct KernelLoopProtocolTests {
         #expect(waitUntil(seconds: 5) { served.load(ordering: .acquiring) })
         #expect(session.runningThreads == 0)
     }
+
+    @Test func repliesGoOutWholeAndReadRepliesStopAtTheFilesEnd() throws {
+        let kernel = try FakeKernel()
+        let channel = kernel.daemonChannel()
+        let directory = TemporaryDirectory("buildfs-kernel-reply")
+        let content = (0..<10_000).map { UInt8(truncatingIfNeeded: $0 * 7) }
+        writeFile(directory.sub("data"), content)
+        let fd = open(directory.sub("data"), O_RDONLY | O_CLOEXEC)
+        defer { close(fd) }
+
+        channel.replyData(unique: 21, fd: fd, offset: 1_000, size: 4_096)  // spliced
+        #expect(try kernel.reply() == Reply(unique: 21, error: 0, payload: Array(content[1_000..<5_096])))
+        channel.replyData(unique: 22, fd: fd, offset: 9_000, size: 4_096)  // the file ends first
+        #expect(try kernel.reply() == Reply(unique: 22, error: 0, payload: Array(content[9_000...])))
+        channel.replyData(unique: 23, fd: fd, offset: 20_000, size: 4_096)  // past the end
+        #expect(try kernel.reply() == Reply(unique: 23, error: 0, payload: []))
+        let zero = open("/dev/zero", O_RDONLY | O_CLOEXEC)  // not a regular file: copied
+        defer { close(zero) }
+        channel.replyData(unique: 24, fd: zero, offset: 0, size: 3_000)
+        #expect(try kernel.reply() == Reply(unique: 24, error: 0, payload: [UInt8](repeating: 0, count: 3_000)))
+
+        let first: [UInt8] = [1, 2, 3], second: [UInt8] = [4, 5]
+        first.withUnsafeBytes { a in second.withUnsafeBytes { b in _ = channel.reply(unique: 25, parts: a, b) } }
+        #expect(try kernel.reply() == Reply(unique: 25, error: 0, payload: [1, 2, 3, 4, 5]))
+        let entry = buildfs_fuse_entry_out(node: 5, attributes: sampleStat(), entryTimeout: 1, attributeTimeout: 1)
+        let open = buildfs_fuse_open_out(handle: 8, flags: BUILDFS_FOPEN_KEEP_CACHE)
+        channel.reply(unique: 26, entry, open)
+        #expect(try kernel.reply() == Reply(unique: 26, error: 0, payload: bytes(of: entry) + bytes(of: open)))
+    }
 }
 
 struct Reply: Equatable {
@@ -266,6 +295,9 @@ private final class FakeKernel: @unchecked Sendable {
     }
 
     deinit { hangUp() }
+
+    /// A bare channel on the daemon's end.
+    func daemonChannel() -> KernelChannel { KernelChannel(adopting: daemonSide) }
 
     /// A session on the daemon's end, INIT answered (and the answer checked).
     func startedSession() throws -> KernelSession {

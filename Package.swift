@@ -23,6 +23,8 @@ let package = Package(
                        providers: [.apt(["libfuse3-dev"])]),
         // Linux calls Swift's Glibc module does not show (syncfs, ...).
         .systemLibrary(name: "CLinuxCalls"),
+        // The FUSE kernel protocol (7.45) for the daemon's own request loop.
+        .systemLibrary(name: "CFuseKernel"),
 
         // Layers 1-3: objects, store, snapshots. No FUSE.
         .target(name: "BuildFSCore", dependencies: [
@@ -42,7 +44,7 @@ let package = Package(
         ]),
 
         // Layer 4: the FUSE daemon. Needs the store, never the CLI.
-        .target(name: "BuildFSMount", dependencies: ["BuildFSCore", "CFuse3", "CLinuxCalls"]),
+        .target(name: "BuildFSMount", dependencies: ["BuildFSCore", "CFuse3", "CFuseKernel", "CLinuxCalls"]),
 
         // Layer 5: the command line.
         .executableTarget(name: "buildfs", dependencies: [

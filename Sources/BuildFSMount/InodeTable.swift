@@ -1,5 +1,5 @@
 import BuildFSCore
-import CFuse3
+import CFuseKernel
 import CLinuxCalls
 import Glibc
 import Synchronization
@@ -25,15 +25,15 @@ final class InodeTable: Sendable {
 
     /// The inode the kernel means by `number`; ESTALE for a number the
     /// daemon did not give or whose lookups the kernel has all forgotten.
-    func inode(_ number: fuse_ino_t) throws(SystemCallError) -> Inode {
-        if number == fuse_ino_t(FUSE_ROOT_ID) { return root }
+    func inode(_ number: UInt64) throws(SystemCallError) -> Inode {
+        if number == UInt64(BUILDFS_FUSE_ROOT_ID) { return root }
         guard let inode = inodes.withLock({ $0.byNumber.inode(UInt64(number)) }) else {
             throw SystemCallError("inode \(number)", code: ESTALE)
         }
         return inode
     }
 
-    func number(of inode: Inode) -> fuse_ino_t { fuse_ino_t(inode.number) }
+    func number(of inode: Inode) -> UInt64 { inode.number }
 
     /// Finds `name` in `parent` and counts a kernel lookup of it.
     func lookUp(_ name: UnsafePointer<CChar>, in parent: Inode) throws -> (Inode, stat) {
@@ -76,8 +76,8 @@ final class InodeTable: Sendable {
 
     /// The kernel dropped `count` lookups of `number` (a number it does not
     /// hold is ignored: FORGET has no reply to refuse it with).
-    func forget(_ number: fuse_ino_t, count: UInt64) {
-        if number == fuse_ino_t(FUSE_ROOT_ID) { return }
+    func forget(_ number: UInt64, count: UInt64) {
+        if number == UInt64(BUILDFS_FUSE_ROOT_ID) { return }
         // The last reference goes outside the lock: closing an fd can be slow.
         let forgotten: Inode? = inodes.withLock { inodes in
             guard let inode = inodes.byNumber.inode(UInt64(number)) else { return nil }

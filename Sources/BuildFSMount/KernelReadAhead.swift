@@ -14,7 +14,7 @@ import Glibc
 /// Two steps, because the kernel settles the window when the daemon answers
 /// INIT, to the smaller of the device's read_ahead_kb then and the daemon's
 /// max_readahead: `raise` before the request loop starts, and
-/// max_readahead in the INIT answer (PassthroughFileSystem.negotiate).
+/// max_readahead in the INIT answer (PassthroughFileSystem.initTerms).
 enum KernelReadAhead {
     static let kilobytes = 1024
 

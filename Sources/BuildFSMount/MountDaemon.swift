@@ -1,5 +1,4 @@
 import BuildFSCore
-import CFuse3
 import Foundation
 import Glibc
 import Synchronization
@@ -7,8 +6,8 @@ import Synchronization
 /// Runs the FUSE session for one mount until it is unmounted or signalled.
 public enum MountDaemon {
     /// Mounts `upper` at `mountpoint`, calls `ready` once the mount is live,
-    /// then serves requests on libfuse's worker threads until unmounted
-    /// (or SIGTERM/SIGINT/SIGHUP), and unmounts.
+    /// then serves requests on its own loop (KernelSession; libfuse only
+    /// mounts) until unmounted (or SIGTERM/SIGINT/SIGHUP), and unmounts.
     public static func serve(mountpoint: String, upper: String, options: [String], snapshot: SnapshotLayer? = nil,
                              ready: () -> Void) throws {
         raiseFileLimit()
@@ -17,24 +16,14 @@ public enum MountDaemon {
         umask(0)
         let fileSystem = try PassthroughFileSystem(upper: upper, snapshot: snapshot)
         try fileSystem.snapshot?.expandRoot()
-        var operations = FuseOperations.table()
-        let arguments = ["buildfs", "-o", MountOptions.fuseOptionString(options)]
-        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var args = buildfs_args_init(Int32(arguments.count), &argv)
-        let userdata = Unmanaged.passRetained(fileSystem).toOpaque()
-        defer { Unmanaged<PassthroughFileSystem>.fromOpaque(userdata).release() }
-
-        guard let session = buildfs_session_new(&args, &operations, userdata) else {
-            throw BuildFSError.usage("libfuse refused the mount options \(arguments[2])")
-        }
-        defer { fuse_session_destroy(session) }
-        guard fuse_set_signal_handlers(session) == 0 else {
-            throw BuildFSError.usage("cannot install signal handlers")
-        }
-        defer { fuse_remove_signal_handlers(session) }
+        // Before any thread starts: they all inherit the blocked signals,
+        // which only StopSignals' thread takes.
+        let stopSignals = StopSignals()
         let resolvedMountpoint = MountPreflight.resolvedPath(mountpoint)
-        guard fuse_session_mount(session, mountpoint) == 0 else {
+        let mount: KernelMount
+        do {
+            mount = try KernelMount(mountpoint: mountpoint, options: MountOptions.fuseOptions(options))
+        } catch {
             if geteuid() != 0 && options.contains("allow_other") {
                 throw BuildFSError.usage("cannot mount \(mountpoint) with allow_other as a user: add user_allow_other "
                                          + "to /etc/fuse.conf, or mount as root (details in the daemon log)")
@@ -42,16 +31,30 @@ public enum MountDaemon {
             throw BuildFSError.usage("cannot mount \(mountpoint): not permitted; buildfs mount needs root or "
                                      + "CAP_SYS_ADMIN (\(MountPreflight.containerHint))")
         }
+        defer { mount.unmount() }
         // Only over a snapshot: measured, plain mounts read as fast either way.
         if snapshot != nil, let problem = KernelReadAhead.raise(mountpoint: resolvedMountpoint) { daemonLog(problem) }
+        let session = KernelSession(channel: try mount.channel())
+        let connection = try session.start(fileSystem.initTerms)
+        let transport = "own FUSE loop, \(servingThreads) threads, \(connection.summary)"
+        daemonLog("serving on the \(transport)")
+        MountRegistry.recordTransport(transport, for: mountpoint)
         ready()
         let publishing = Running()
         if let snapshot { publishCounters(snapshot, mountpoint: mountpoint, while: publishing) }
         defer { publishing.stop() }
-        // Ten idle threads: enough for make -j and parallel reads on two cores.
-        _ = buildfs_session_loop_mt(session, 10)
-        fuse_session_unmount(session)
+        stopSignals.whenReceived {
+            mount.unmount()
+            session.stop()
+        }
+        try session.serve(threads: servingThreads) { request, channel in fileSystem.serve(request, on: channel) }
     }
+
+    /// Loop threads: requests block on the upper file system and, over a
+    /// snapshot, on the store (a remote one's round trips), so more than
+    /// the CPUs; ten as libfuse's loop kept idle for make -j and parallel
+    /// reads on two cores.
+    static let servingThreads = 10
 
     /// Writes the mount's counters for `buildfs stats` once a second while
     /// they change, until `running` is cleared (when the session ends).
@@ -96,4 +99,37 @@ final class Running: Sendable {
     private let flag = Atomic<Bool>(true)
     var isRunning: Bool { flag.load(ordering: .relaxed) }
     func stop() { flag.store(false, ordering: .relaxed) }
+}
+
+/// SIGTERM, SIGINT and SIGHUP end the session: blocked in the thread that
+/// makes this (and every thread it starts later), and taken by one thread
+/// of its own, which runs the given action once.
+final class StopSignals: Sendable {
+    private static let signals = [SIGTERM, SIGINT, SIGHUP]
+
+    init() {
+        var set = Self.set()
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+        // A reader gone from a pipe the daemon writes to is an error to
+        // handle where it happens, not a reason to die.
+        signal(SIGPIPE, SIG_IGN)
+    }
+
+    private static func set() -> sigset_t {
+        var set = sigset_t()
+        sigemptyset(&set)
+        for signal in signals { sigaddset(&set, signal) }
+        return set
+    }
+
+    func whenReceived(_ action: @escaping @Sendable () -> Void) {
+        let thread = Thread {
+            var set = Self.set()
+            var received: Int32 = 0
+            guard sigwait(&set, &received) == 0 else { return }
+            daemonLog("signal \(received): unmounting")
+            action()
+        }
+        thread.start()
+    }
 }

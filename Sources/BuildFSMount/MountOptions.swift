@@ -19,11 +19,12 @@ public enum MountOptions {
         return options
     }
 
-    /// The option string for libfuse. default_permissions is always on: the
-    /// daemon runs as root, so without it the kernel would not check modes.
-    static func fuseOptionString(_ options: [String]) -> String {
+    /// The options libfuse mounts with. default_permissions is always on:
+    /// the daemon runs as root, so without it the kernel would not check
+    /// modes.
+    static func fuseOptions(_ options: [String]) -> [String] {
         var all = ["default_permissions", "fsname=buildfs", "subtype=buildfs"]
         for option in options where !all.contains(option) { all.append(option) }
-        return all.joined(separator: ",")
+        return all
     }
 }

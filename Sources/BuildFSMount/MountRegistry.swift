@@ -61,13 +61,26 @@ public enum MountRegistry {
 
     /// Forgets a mount; its log goes too unless the daemon wrote something.
     public static func remove(_ mountpoint: String) {
-        for file in [path(for: mountpoint), countersPath(for: mountpoint), committedPath(for: mountpoint)] { unlink(file) }
+        for file in [path(for: mountpoint), countersPath(for: mountpoint), committedPath(for: mountpoint),
+                     transportPath(for: mountpoint)] { unlink(file) }
         var st = stat()
         if lstat(logPath(for: mountpoint), &st) == 0 && st.st_size == 0 { unlink(logPath(for: mountpoint)) }
     }
 
     /// Where the daemon publishes its counters (MountCounters) for `stats`.
     public static func countersPath(for mountpoint: String) -> String { baseName(mountpoint) + ".counters.json" }
+
+    /// The FUSE transport and features the daemon runs with, for `stats`.
+    static func transportPath(for mountpoint: String) -> String { baseName(mountpoint) + ".transport" }
+
+    static func recordTransport(_ transport: String, for mountpoint: String) {
+        try? Data((transport + "\n").utf8).write(to: URL(fileURLWithPath: transportPath(for: mountpoint)), options: .atomic)
+    }
+
+    public static func transport(for mountpoint: String) -> String? {
+        (try? String(contentsOfFile: transportPath(for: mountpoint), encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+    }
 
     static func committedPath(for mountpoint: String) -> String { baseName(mountpoint) + ".committed" }
 

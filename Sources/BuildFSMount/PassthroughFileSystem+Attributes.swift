@@ -1,5 +1,4 @@
 import BuildFSCore
-import CFuse3
 import CLinuxCalls
 import Glibc
 
@@ -14,33 +13,36 @@ extension PassthroughFileSystem {
         }
     }
 
-    func setattr(_ request: Request, _ ino: UInt64, _ attr: stat, _ toSet: Int32, handle fileHandle: RegularFileHandle) {
+    func setattr(_ request: Request, _ ino: UInt64, _ attr: stat, _ changes: AttributeChanges,
+                 handle fileHandle: RegularFileHandle) {
         replying(request) {
             let inode = try table.inode(ino)
             // A truncate changes content: a stub gets its bytes first.
-            if toSet & FUSE_SET_ATTR_SIZE != 0 { try snapshot?.copyUpIfStub(inode) }
+            if changes.contains(.size) { try snapshot?.copyUpIfStub(inode) }
             let handle = fileHandle.descriptor
-            if toSet & FUSE_SET_ATTR_MODE != 0 {
+            if changes.contains(.mode) {
                 if let handle { try sys("fchmod") { fchmod(handle, attr.st_mode) } } else { try sys("chmod") { chmod(inode.procPath, attr.st_mode) } }
+            } else if changes.contains(.killSetID) {
+                try dropSetID(inode)
             }
-            if toSet & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID) != 0 {
-                let uid = toSet & FUSE_SET_ATTR_UID != 0 ? attr.st_uid : uid_t.max
-                let gid = toSet & FUSE_SET_ATTR_GID != 0 ? attr.st_gid : gid_t.max
+            if !changes.isDisjoint(with: [.uid, .gid]) {
+                let uid = changes.contains(.uid) ? attr.st_uid : uid_t.max
+                let gid = changes.contains(.gid) ? attr.st_gid : gid_t.max
                 try sys("fchownat") { fchownat(inode.fd, "", uid, gid, BUILDFS_AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) }
             }
-            if toSet & FUSE_SET_ATTR_SIZE != 0 {
+            if changes.contains(.size) {
                 if let handle { try sys("ftruncate") { ftruncate(handle, attr.st_size) } } else { try sys("truncate") { truncate(inode.procPath, attr.st_size) } }
             }
-            if toSet & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME) != 0 {
+            if !changes.isDisjoint(with: [.atime, .mtime]) {
                 var times = [timespec(tv_sec: 0, tv_nsec: BUILDFS_UTIME_OMIT), timespec(tv_sec: 0, tv_nsec: BUILDFS_UTIME_OMIT)]
-                if toSet & FUSE_SET_ATTR_ATIME_NOW != 0 {
+                if changes.contains(.atimeNow) {
                     times[0].tv_nsec = BUILDFS_UTIME_NOW
-                } else if toSet & FUSE_SET_ATTR_ATIME != 0 {
+                } else if changes.contains(.atime) {
                     times[0] = attr.st_atim
                 }
-                if toSet & FUSE_SET_ATTR_MTIME_NOW != 0 {
+                if changes.contains(.mtimeNow) {
                     times[1].tv_nsec = BUILDFS_UTIME_NOW
-                } else if toSet & FUSE_SET_ATTR_MTIME != 0 {
+                } else if changes.contains(.mtime) {
                     times[1] = attr.st_mtim
                 }
                 if let handle {
@@ -51,6 +53,22 @@ extension PassthroughFileSystem {
             }
             request.reply(attributes: presented(inode, try statOf(inode)), timeout: timeout)
         }
+    }
+
+    /// Clears a regular file's setuid bit, and its setgid bit where group
+    /// execution is allowed, as the kernel does when an unprivileged
+    /// caller writes or truncates (FUSE_HANDLE_KILLPRIV_V2 leaves that to
+    /// the daemon, whose own writes keep them: it has CAP_FSETID).
+    /// Returns whether the mode changed.
+    @discardableResult
+    func dropSetID(_ inode: Inode) throws -> Bool {
+        let mode = try statOf(inode).st_mode
+        guard mode & S_IFMT == S_IFREG else { return false }
+        var kept = mode & 0o7777 & ~S_ISUID
+        if kept & S_IXGRP != 0 { kept &= ~S_ISGID }
+        guard kept != mode & 0o7777 else { return false }
+        try sys("chmod") { chmod(inode.procPath, kept) }
+        return true
     }
 
     func readlink(_ request: Request, _ ino: UInt64) {

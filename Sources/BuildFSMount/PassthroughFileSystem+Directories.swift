@@ -1,5 +1,4 @@
 import BuildFSCore
-import CFuse3
 import Glibc
 import Synchronization
 

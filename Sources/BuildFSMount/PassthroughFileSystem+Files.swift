@@ -1,5 +1,4 @@
 import BuildFSCore
-import CFuse3
 import CLinuxCalls
 import Glibc
 
@@ -134,31 +133,32 @@ extension PassthroughFileSystem {
     /// Replies with the pieces' bytes in place: each chunk's storage is
     /// pinned by one nested closure while the reply is written.
     private func reply(_ request: Request, with pieces: [StubContent.Piece]) {
-        var vectors: [iovec] = []
-        vectors.reserveCapacity(pieces.count)
+        var parts: [UnsafeRawBufferPointer] = []
+        parts.reserveCapacity(pieces.count)
         func pin(_ next: Int) {
             guard next < pieces.count else {
-                request.reply(pieces: vectors)
+                request.reply(pieces: parts)
                 return
             }
             pieces[next].chunk.withUnsafeBytes { chunk in
                 let range = pieces[next].range
-                if !range.isEmpty, let base = chunk.baseAddress {
-                    vectors.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: base + range.lowerBound),
-                                         iov_len: range.count))
-                }
+                if !range.isEmpty { parts.append(UnsafeRawBufferPointer(rebasing: chunk[range])) }
                 pin(next + 1)
             }
         }
         pin(0)
     }
 
-    /// The first write to a stub copies it up.
+    /// The first write to a stub copies it up. `killSetID`: the kernel asks
+    /// the daemon to clear setuid/setgid first (see dropSetID).
     func write(_ request: Request, _ ino: UInt64, _ data: UnsafeRawBufferPointer, _ offset: off_t,
-               handle: RegularFileHandle) {
+               handle: RegularFileHandle, killSetID: Bool = false) {
         replying(request) {
             let inode = try table.inode(ino)
             try snapshot?.copyUpIfStub(inode)
+            // The kernel does not expect the mode to change under a write:
+            // it is told.
+            if killSetID, try dropSetID(inode) { request.invalidateAttributes(of: table.number(of: inode)) }
             let written = try withDescriptor(inode, handle, O_WRONLY) { fd in
                 try sys("pwrite") { pwrite(fd, data.baseAddress, data.count, offset) }
             }

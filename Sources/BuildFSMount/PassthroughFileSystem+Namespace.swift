@@ -1,5 +1,4 @@
 import BuildFSCore
-import CFuse3
 import CLinuxCalls
 import Glibc
 
@@ -107,7 +106,7 @@ extension PassthroughFileSystem {
     /// no-open mode the descriptor is closed at once: see
     /// PassthroughFileSystem+Files).
     func create(_ request: Request, _ parent: UInt64, _ name: UnsafePointer<CChar>, _ mode: mode_t,
-                flags requested: Int32, umask: mode_t) {
+                flags requested: Int32, umask: mode_t, killSetID: Bool) {
         replying(request) {
             let directory = try table.inode(parent)
             try snapshot?.ensureExpanded(directory)
@@ -118,7 +117,12 @@ extension PassthroughFileSystem {
             }
             if servesWithoutOpens { close(fd) }
             do {
-                let (inode, st) = try table.lookUp(name, in: directory)
+                var (inode, st) = try table.lookUp(name, in: directory)
+                // O_TRUNC of a file that existed after all (see dropSetID).
+                if killSetID && st.st_mode & (S_ISUID | S_ISGID) != 0 {
+                    try dropSetID(inode)
+                    st = try statOf(inode)
+                }
                 let open = openFile(RegularFileHandle(descriptor: servesWithoutOpens ? nil : fd), flags: requested)
                 request.reply(created: entry(inode, st), open: open)
             } catch {

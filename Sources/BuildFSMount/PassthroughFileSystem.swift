@@ -1,5 +1,5 @@
 import BuildFSCore
-import CFuse3
+import CFuseKernel
 import CLinuxCalls
 import Glibc
 
@@ -18,7 +18,7 @@ import Glibc
 /// negative lookups are cached for `timeout`, file pages survive close
 /// (`keep_cache`), and directory listings are cached (`cache_readdir`).
 /// Writes go through to the upper file at once (no writeback cache: see
-/// `negotiate`), so the upper directory is always what readers see.
+/// `initTerms`), so the upper directory is always what readers see.
 ///
 /// State and locks, in the order they may be taken (a lock is only ever
 /// taken while holding locks above it in this list, never below):
@@ -64,7 +64,7 @@ public final class PassthroughFileSystem: Sendable {
         var st = stat()
         fstat(fd, &st)
         let table = InodeTable(root: Inode(fd: fd, key: InodeKey(device: UInt64(st.st_dev), inode: UInt64(st.st_ino)),
-                                           number: UInt64(FUSE_ROOT_ID), type: S_IFDIR, cache: nil),
+                                           number: UInt64(BUILDFS_FUSE_ROOT_ID), type: S_IFDIR, cache: nil),
                                cache: DescriptorCache(mountFD: Glibc.open(upper, O_RDONLY | O_DIRECTORY | O_CLOEXEC)))
         self.table = table
         snapshot = layer.map { SnapshotSide(layer: $0, table: table, upperPath: upper) }
@@ -145,7 +145,7 @@ public final class PassthroughFileSystem: Sendable {
     /// The mode a new file or directory in `directory` gets: the caller's
     /// umask applies unless the directory has a default ACL, which then
     /// decides alone (the upper file system applies it at creation). The
-    /// kernel leaves this to the daemon (FUSE_CAP_DONT_MASK).
+    /// kernel leaves this to the daemon (FUSE_DONT_MASK).
     func creationMode(_ mode: mode_t, umask: mode_t, in directory: Inode) -> mode_t {
         guard umask != 0 else { return mode }
         let defaultACL = CLinuxCalls.getxattr(directory.procPath, "system.posix_acl_default", nil, 0)

@@ -1,71 +1,67 @@
-import CFuse3
+import BuildFSCore
+import CFuseKernel
 import Glibc
 
 /// One request from the kernel and the way to answer it. Every operation of
 /// PassthroughFileSystem answers through this, exactly once (FORGET never),
-/// in the daemon's own terms: which loop read the request stays here.
+/// in the daemon's own terms; the wire format is KernelReplies'.
 struct Request {
-    private let req: fuse_req_t
-
-    init(_ req: fuse_req_t) { self.req = req }
-
+    private let channel: KernelChannel
+    private let unique: UInt64
     /// Who asks: the calling process's fsuid, fsgid and pid.
-    var caller: (uid: uid_t, gid: gid_t, pid: pid_t) {
-        guard let context = fuse_req_ctx(req)?.pointee else { return (0, 0, 0) }
-        return (context.uid, context.gid, context.pid)
+    let caller: (uid: uid_t, gid: gid_t, pid: pid_t)
+
+    init(_ request: KernelRequest, on channel: KernelChannel) {
+        self.channel = channel
+        unique = request.unique
+        caller = (request.uid, request.gid, request.pid)
     }
 
-    /// The caller's supplementary groups (read from /proc: costly, so only
-    /// asked for when a first try was refused).
+    /// The caller's supplementary groups, from its thread's /proc status
+    /// (costly: asked for only when a first try was refused). Empty when
+    /// the caller is gone or not visible from here.
     func callerGroups() -> [gid_t] {
-        var groups = [gid_t](repeating: 0, count: 256)
-        let count = fuse_req_getgroups(req, Int32(groups.count), &groups)
-        return count > 0 ? Array(groups[..<min(Int(count), groups.count)]) : []
+        guard caller.pid > 0,
+              let groups = ProcFile.statusField("Groups", pid: "\(caller.pid)/task/\(caller.pid)") else { return [] }
+        return groups.split(separator: " ").compactMap { gid_t($0) }
     }
 
-    func reply(error code: Int32) { fuse_reply_err(req, code) }
+    func reply(error code: Int32) { channel.reply(unique: unique, error: code) }
 
-    func replySuccess() { fuse_reply_err(req, 0) }
+    func replySuccess() { channel.reply(unique: unique, error: 0) }
 
-    func reply(entry: Entry) {
-        var param = entry.param
-        fuse_reply_entry(req, &param)
-    }
+    func reply(entry: Entry) { channel.reply(unique: unique, entry.kernelEntry) }
 
     func reply(attributes: stat, timeout: Double) {
-        var attributes = attributes
-        fuse_reply_attr(req, &attributes, timeout)
+        channel.reply(unique: unique, buildfs_fuse_attr_out(attributes: attributes, timeout: timeout))
     }
 
-    func reply(open: OpenFile) {
-        var info = open.info
-        fuse_reply_open(req, &info)
-    }
+    func reply(open: OpenFile) { channel.reply(unique: unique, open.kernelOpen) }
 
-    func reply(created entry: Entry, open: OpenFile) {
-        var param = entry.param, info = open.info
-        fuse_reply_create(req, &param, &info)
-    }
+    func reply(created entry: Entry, open: OpenFile) { channel.reply(unique: unique, entry.kernelEntry, open.kernelOpen) }
 
-    func reply(written count: Int) { fuse_reply_write(req, count) }
+    func reply(written count: Int) { channel.reply(unique: unique, buildfs_fuse_write_out(written: count)) }
 
-    func reply(bytes: UnsafeRawBufferPointer) { fuse_reply_buf(req, bytes.baseAddress, bytes.count) }
+    func reply(bytes: UnsafeRawBufferPointer) { channel.reply(unique: unique, bytes: bytes) }
 
     /// The pieces' bytes, one after the other (nothing copied here).
-    func reply(pieces: [iovec]) { fuse_reply_iov(req, pieces, Int32(pieces.count)) }
+    func reply(pieces: [UnsafeRawBufferPointer]) { channel.reply(unique: unique, pieces: pieces) }
 
     /// `size` bytes of `fd` from `offset` (fewer at its end), spliced from
-    /// the file into the reply where the kernel allows it. A failed read
-    /// is answered with its error here.
-    func reply(dataOf fd: Int32, offset: off_t, size: Int) { _ = buildfs_reply_fd_data(req, fd, offset, size) }
-
-    func reply(fileSystem info: statvfs) {
-        var info = info
-        fuse_reply_statfs(req, &info)
+    /// the file into the reply where possible. A failed read is answered
+    /// with its error.
+    func reply(dataOf fd: Int32, offset: off_t, size: Int) {
+        channel.replyData(unique: unique, fd: fd, offset: Int64(offset), size: size)
     }
 
+    func reply(fileSystem info: statvfs) { channel.reply(unique: unique, buildfs_fuse_statfs_out(info)) }
+
+    /// Not a reply: the kernel's cached attributes of inode `number` are
+    /// stale (changed by the daemon on its own, see dropSetID).
+    func invalidateAttributes(of number: UInt64) { channel.invalidateAttributes(of: number) }
+
     /// The size an xattr value or list would need (asked with size 0).
-    func reply(attributeSize size: Int) { fuse_reply_xattr(req, size) }
+    func reply(attributeSize size: Int) { channel.reply(unique: unique, buildfs_fuse_getxattr_out(needed: size)) }
 }
 
 /// A name the kernel may cache, with its inode's attributes; number 0 is a
@@ -75,13 +71,9 @@ struct Entry {
     var attributes: stat
     var timeout: Double
 
-    fileprivate var param: fuse_entry_param {
-        var param = fuse_entry_param()
-        param.ino = fuse_ino_t(number)
-        param.attr = attributes
-        param.attr_timeout = number == 0 ? 0 : timeout
-        param.entry_timeout = timeout
-        return param
+    fileprivate var kernelEntry: buildfs_fuse_entry_out {
+        buildfs_fuse_entry_out(node: number, attributes: attributes, entryTimeout: timeout,
+                               attributeTimeout: number == 0 ? 0 : timeout)
     }
 }
 
@@ -97,53 +89,60 @@ struct OpenFile {
     /// A directory's listing may be cached.
     var cacheListing = false
 
-    fileprivate var info: fuse_file_info {
-        var info = fuse_file_info()
-        info.fh = handle
-        info.keep_cache = keepCache ? 1 : 0
-        info.direct_io = directIO ? 1 : 0
-        info.noflush = noFlush ? 1 : 0
-        info.cache_readdir = cacheListing ? 1 : 0
-        return info
+    fileprivate var kernelOpen: buildfs_fuse_open_out {
+        var flags: UInt32 = 0
+        if keepCache { flags |= BUILDFS_FOPEN_KEEP_CACHE }
+        if directIO { flags |= BUILDFS_FOPEN_DIRECT_IO }
+        if noFlush { flags |= BUILDFS_FOPEN_NOFLUSH }
+        if cacheListing { flags |= BUILDFS_FOPEN_CACHE_DIR }
+        return buildfs_fuse_open_out(handle: handle, flags: flags)
     }
 }
 
-/// The records of a READDIR or READDIRPLUS reply, packed as the kernel
-/// reads them, up to the size it asked for.
+/// The records of a READDIR or READDIRPLUS reply, up to the size the
+/// kernel asked for (packed by DirectoryEntries).
 struct DirectoryListing: ~Copyable {
-    private var buffer: [CChar]
-    private(set) var used = 0
+    private let storage: UnsafeMutableRawBufferPointer
+    private var entries: DirectoryEntries
 
-    init(capacity: Int) { buffer = [CChar](repeating: 0, count: capacity) }
+    init(capacity: Int) {
+        storage = .allocate(byteCount: capacity, alignment: 8)
+        entries = DirectoryEntries(into: storage)
+    }
+
+    deinit { storage.deallocate() }
+
+    var used: Int { entries.used }
 
     /// Adds a name with its inode number and type (S_IFMT >> 12); false if
     /// it did not fit (then nothing was added).
     mutating func add(_ name: UnsafePointer<CChar>, inode: UInt64, type: UInt8, nextOffset: Int) -> Bool {
-        var st = stat()
-        st.st_ino = ino_t(inode)
-        st.st_mode = mode_t(type) << 12
-        let room = buffer.count - used
-        let added = buffer.withUnsafeMutableBufferPointer { out in
-            fuse_add_direntry(nil, out.baseAddress! + used, room, name, &st, off_t(nextOffset))
-        }
-        guard added <= room else { return false }
-        used += added
-        return true
+        entries.add(name: UnsafeRawBufferPointer(start: name, count: strlen(name)), inode: inode,
+                    mode: mode_t(type) << 12, nextOffset: UInt64(bitPattern: Int64(nextOffset)))
     }
 
     /// Adds a name with its entry (READDIRPLUS); false if it did not fit.
     mutating func add(_ name: UnsafePointer<CChar>, entry: Entry, nextOffset: Int) -> Bool {
-        var param = entry.param
-        let room = buffer.count - used
-        let added = buffer.withUnsafeMutableBufferPointer { out in
-            fuse_add_direntry_plus(nil, out.baseAddress! + used, room, name, &param, off_t(nextOffset))
-        }
-        guard added <= room else { return false }
-        used += added
-        return true
+        entries.addPlus(name: UnsafeRawBufferPointer(start: name, count: strlen(name)), entry: entry.kernelEntry,
+                        nextOffset: UInt64(bitPattern: Int64(nextOffset)))
     }
 
-    func send(to request: Request) {
-        buffer.withUnsafeBytes { request.reply(bytes: UnsafeRawBufferPointer(rebasing: $0[..<used])) }
-    }
+    func send(to request: Request) { request.reply(bytes: entries.bytes) }
+}
+
+/// What a SETATTR changes: the kernel's FATTR_* bits.
+struct AttributeChanges: OptionSet {
+    let rawValue: UInt32
+
+    static let mode = Self(rawValue: BUILDFS_FATTR_MODE)
+    static let uid = Self(rawValue: BUILDFS_FATTR_UID)
+    static let gid = Self(rawValue: BUILDFS_FATTR_GID)
+    static let size = Self(rawValue: BUILDFS_FATTR_SIZE)
+    static let atime = Self(rawValue: BUILDFS_FATTR_ATIME)
+    static let mtime = Self(rawValue: BUILDFS_FATTR_MTIME)
+    static let atimeNow = Self(rawValue: BUILDFS_FATTR_ATIME_NOW)
+    static let mtimeNow = Self(rawValue: BUILDFS_FATTR_MTIME_NOW)
+    /// Clear setuid/setgid (HANDLE_KILLPRIV_V2: a truncate by a caller
+    /// without CAP_FSETID).
+    static let killSetID = Self(rawValue: BUILDFS_FATTR_KILL_SUIDGID)
 }

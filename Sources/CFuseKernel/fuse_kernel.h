@@ -297,6 +297,12 @@ struct buildfs_fuse_init_out {
 // ---- Passthrough backing files
 struct buildfs_fuse_backing_map { int32_t fd; uint32_t flags; uint64_t padding; };
 
+// ---- Notifications (daemon to kernel: out header with unique 0 and the
+// code in `error`)
+#define BUILDFS_FUSE_NOTIFY_INVAL_INODE 2
+// off < 0: the attributes only; else also the cached pages of [off, off+len).
+struct buildfs_fuse_notify_inval_inode_out { uint64_t ino; int64_t off; int64_t len; };
+
 // ---- Sizes at 7.45 (the kernel checks them byte for byte)
 _Static_assert(sizeof(struct buildfs_fuse_in_header) == 40, "fuse_in_header");
 _Static_assert(sizeof(struct buildfs_fuse_out_header) == 16, "fuse_out_header");
@@ -341,6 +347,7 @@ _Static_assert(offsetof(struct buildfs_fuse_init_out, flags2) == 32, "init_out.f
 _Static_assert(offsetof(struct buildfs_fuse_init_out, max_stack_depth) == 36, "init_out.max_stack_depth");
 _Static_assert(offsetof(struct buildfs_fuse_init_out, request_timeout) == 40, "init_out.request_timeout");
 _Static_assert(sizeof(struct buildfs_fuse_backing_map) == 16, "fuse_backing_map");
+_Static_assert(sizeof(struct buildfs_fuse_notify_inval_inode_out) == 24, "fuse_notify_inval_inode_out");
 
 // ---- /dev/fuse ioctls (_IOR/_IOW(229, n, ...)); ioctl is variadic, so
 // ---- Swift reaches it through these wrappers.

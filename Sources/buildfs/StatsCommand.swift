@@ -12,8 +12,9 @@ struct StatsCommand: BuildFSCommand {
             Store: the bytes of all snapshots' files (logical), of their distinct chunks
             after dedup (unique), and of the whole store on disk after compression
             (stored: chunks, directory trees and indexes), with the ratios between them.
-            Mount: bytes read from the store, chunk cache hits and misses, files copied
-            up on their first write, directories expanded, and bytes its commits added.
+            Mount: the FUSE transport and the kernel features it runs with, bytes read
+            from the store, chunk cache hits and misses, files copied up on their first
+            write, directories expanded, and bytes its commits added.
 
             Example:
               buildfs stats /work
@@ -42,6 +43,7 @@ struct StatsCommand: BuildFSCommand {
             counters["mountpoint"] = point
             counters["upper"] = record.upper
             counters["snapshot"] = SnapshotLayer.recorded(in: record.upper)?.key ?? ""
+            counters["transport"] = MountRegistry.transport(for: point) ?? ""
             mountReport = counters
         }
         let opened = try storeOptions.open(location: location)
@@ -97,6 +99,7 @@ struct StatsCommand: BuildFSCommand {
             func number(_ key: String) -> UInt64 { mount[key] as? UInt64 ?? 0 }
             let hits = number("chunkCacheHits"), misses = number("chunkCacheMisses")
             print("Mount \(mount["mountpoint"] ?? "")" + ((mount["snapshot"] as? String).map { $0.isEmpty ? "" : " over '\($0)'" } ?? ""))
+            if let transport = mount["transport"] as? String, !transport.isEmpty { row("  FUSE transport", transport) }
             row("  bytes served from the store", ByteCount.human(number("bytesServedFromStore")))
             row("  chunk cache hits / misses", "\(hits) / \(misses)"
                 + (hits + misses > 0 ? String(format: "  (%.1f%% hits)", Double(hits) * 100 / Double(hits + misses)) : ""))

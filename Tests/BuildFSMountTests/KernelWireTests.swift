@@ -242,7 +242,7 @@ struct KernelWireTests {
         #expect(reply.max_stack_depth == 1)
         #expect(reply.max_write == 1 << 20)
         #expect(reply.max_pages == 256)
-        #expect(reply.max_readahead == 128 << 10)
+        #expect(reply.max_readahead == 1 << 20)  // the kernel caps it, not the daemon
         #expect(reply.time_gran == 1)
         #expect(connection.summary.contains("passthrough"))
         #expect(!connection.summary.contains("over_io_uring"))

@@ -1,3 +1,4 @@
+@testable import BuildFSMount
 import Foundation
 import Glibc
 import Testing
@@ -47,6 +48,25 @@ import TestSupport
         let got = Run.command(["bash", "-c", script], directory: mnt)
         #expect(got.status == 0 && got.stdout == expected.stdout,
                 "through the mount: \(got.summary)\nplain: \(expected.stdout)")
+        #expect(mount.unmount().status == 0)
+    }
+
+    /// The daemon says which FUSE transport and kernel features it runs
+    /// with: one line in its log, and `buildfs stats` shows it.
+    @Test(.enabled(if: MountKind.current == .buildfs, "buildfs's daemon"))
+    func transportIsLoggedAndShownByStats() throws {
+        let mount = try self.mount()
+        let stats = Run.command([Shell.buildfs, "stats", mnt, "--json", "--store", directory.sub("store")])
+        let json = (try? JSONSerialization.jsonObject(with: Data(stats.stdout.utf8))) as? [String: Any]
+        let transport = (json?["mount"] as? [String: Any])?["transport"] as? String ?? ""
+        #expect(transport.hasPrefix("own FUSE loop") && transport.contains("FUSE 7."), "stats: \(stats.summary)")
+        // The kernel here offers it: the daemon takes it.
+        #expect(transport.contains("handle_killpriv_v2"), "\(transport)")
+        let log = (try? String(contentsOfFile: MountRegistry.logPath(for: MountPreflight.resolvedPath(mnt)),
+                               encoding: .utf8)) ?? ""
+        #expect(log.components(separatedBy: "\n").filter { $0.contains("serving on the own FUSE loop") } == [
+            "buildfs daemon: serving on the \(transport)",
+        ], "daemon log: \(log)")
         #expect(mount.unmount().status == 0)
     }
 

@@ -109,12 +109,44 @@ struct OtherUsersTests {
         expectSameOnMountAndPlain(fixture, expecting: [
             "before: Permission denied", "granted: x", "ls: -rw-r-----+", "revoked: Permission denied",
             "inherited: d/new 664 d/sub 775 ", "umask applies: plain 644 plaind 755 ",
-        ]) { p in
-            p.check("chmod root", chmod(p.root, 0o755))
-            let result = Run.command(["/bin/bash", "-c", OtherUsersTests.aclScript, "bash", p.root], timeout: 60)
-            for line in result.stdout.split(separator: "\n") { p.note(String(line)) }
-            p.note("exit \(result.status)")
-        }
+        ]) { p in OtherUsersTests.runAsRoot(OtherUsersTests.aclScript, in: p) }
+    }
+
+    /// Runs `script` with bash as root in the probe's root (made 0755 for
+    /// nobody), noting each line it prints and its exit status.
+    static func runAsRoot(_ script: String, in p: Probe) {
+        p.check("chmod root", chmod(p.root, 0o755))
+        let result = Run.command(["/bin/bash", "-c", script, "bash", p.root], timeout: 60)
+        for line in result.stdout.split(separator: "\n") { p.note(String(line)) }
+        p.note("exit \(result.status)")
+    }
+
+    /// Setuid and setgid bits after writes and truncates: cleared when an
+    /// unprivileged owner writes or truncates (setgid only with group
+    /// execute), kept when root does (CAP_FSETID), and seen at once by
+    /// stat through the mount. The daemon clears them itself (it writes
+    /// as root) when the kernel asks (FUSE_HANDLE_KILLPRIV_V2).
+    static let setIDScript = #"""
+        cd "$1" || exit 9
+        nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups -- sh -c "$1" 2>&1 | sed 's/.*: //'; }
+        for f in su sg sgx both rootw; do echo x > $f; chown 65534:65534 $f; done
+        chmod 4755 su; chmod 2745 sg; chmod 2775 sgx; chmod 6775 both; chmod 4777 rootw
+        stat -c 'before %n %a' su sg sgx both rootw
+        nobody 'echo y >> su; echo y >> sg; echo y >> sgx'
+        nobody 'truncate -s 1 both'
+        echo root >> rootw
+        stat -c 'after %n %a %s' su sg sgx both rootw
+        chmod 4777 rootw; nobody 'echo y >> rootw'
+        stat -c 'after nobody %n %a' rootw
+        """#
+
+    @Test func setIDBitsAreClearedByUnprivilegedWritesAsOnAPlainDirectory() throws {
+        let fixture = try MountFixture(options: ["allow_other"])
+        chmod(fixture.directory.path, 0o755)
+        expectSameOnMountAndPlain(fixture, expecting: [
+            "before su 4755", "after su 755 4", "after sg 2745 4", "after sgx 775 4", "after both 775 1",
+            "after rootw 4777 7", "after nobody rootw 777",
+        ]) { p in OtherUsersTests.runAsRoot(OtherUsersTests.setIDScript, in: p) }
     }
 
     @Test(.enabled(if: MountKind.current.isFUSE, "FUSE's rule"))

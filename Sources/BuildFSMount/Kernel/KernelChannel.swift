@@ -38,7 +38,9 @@ final class KernelChannel: Sendable {
                 switch count == 0 ? ENODEV : errno {
                 // ENOENT: the request this read was woken for was
                 // interrupted and withdrawn before it could be copied.
-                case EINTR, EAGAIN, ENOENT: continue
+                case EAGAIN, ENOENT: continue
+                // EINTR: woken on purpose (KernelSession.stop), for the
+                // caller to decide.
                 // ENODEV: unmounted; ECONNABORTED: aborted (with ABORT_ERROR).
                 case ENODEV, ECONNABORTED: return nil
                 case let code: throw SystemCallError("read /dev/fuse", code: code)
@@ -84,7 +86,12 @@ final class KernelChannel: Sendable {
     /// A successful reply gathered from several pieces, in order.
     @discardableResult
     func reply(unique: UInt64, parts: UnsafeRawBufferPointer...) -> Int32 {
-        send(unique: unique, error: 0, count: parts.count) { parts[$0] }
+        reply(unique: unique, pieces: parts)
+    }
+
+    @discardableResult
+    func reply(unique: UInt64, pieces: [UnsafeRawBufferPointer]) -> Int32 {
+        send(unique: unique, error: 0, count: pieces.count) { pieces[$0] }
     }
 
     /// Replies to a READ with up to `size` bytes of `fd` from `offset`,
@@ -105,6 +112,17 @@ final class KernelChannel: Sendable {
             }
         }
         return copy(unique: unique, from: fd, offset: offset, size: size)
+    }
+
+    /// Tells the kernel that what it caches of `node`'s attributes is stale
+    /// (its next stat asks again). Safe from inside a request on that
+    /// node: attributes only, no page lock is taken.
+    @discardableResult
+    func invalidateAttributes(of node: UInt64) -> Int32 {
+        let notice = buildfs_fuse_notify_inval_inode_out(ino: node, off: -1, len: 0)
+        return withUnsafeBytes(of: notice) { bytes in
+            send(unique: 0, error: -BUILDFS_FUSE_NOTIFY_INVAL_INODE, count: 1) { _ in bytes }
+        }
     }
 
     // MARK: Passthrough backing files

@@ -10,7 +10,7 @@ struct KernelInit: Sendable {
     var wanted: KernelFeatures
     /// Largest WRITE the kernel sends (the receive buffers are sized for it).
     var maxWrite: UInt32 = 1 << 20
-    /// Read-ahead in bytes; the kernel's own offer caps it.
+    /// Read-ahead in bytes; the kernel caps it at the device's read-ahead.
     var maxReadahead: UInt32 = .max
     /// Background requests (read-ahead, async direct I/O) the kernel keeps
     /// in flight: 0 leaves the kernel's default (12), as libfuse does.
@@ -67,7 +67,10 @@ struct KernelInit: Sendable {
         // flags2 is read only with INIT_EXT; without it the bits above 31
         // were never offered, so there is nothing to lose.
         reply.flags2 = UInt32(truncatingIfNeeded: granted.rawValue >> 32)
-        reply.max_readahead = min(maxReadahead, offer.max_readahead)
+        // Not capped by the offer (the device's read-ahead at mount time):
+        // the kernel keeps the smaller of this and the device's read-ahead
+        // when it takes the reply, which KernelReadAhead may have raised.
+        reply.max_readahead = maxReadahead
         reply.max_write = maxWrite
         reply.max_pages = maxPages
         reply.time_gran = timeGranularity

@@ -24,6 +24,8 @@ final class KernelSession: Sendable {
     let channel: KernelChannel
     private let settled = Mutex<KernelConnection?>(nil)
     private let running = Atomic<Int>(0)
+    private let stopping = Atomic<Bool>(false)
+    private let threads = Mutex<[pthread_t]>([])
 
     init(channel: KernelChannel) { self.channel = channel }
 
@@ -78,6 +80,7 @@ final class KernelSession: Sendable {
     func serve(on channels: [KernelChannel], handler: @escaping Handler) throws {
         guard let connection else { throw BuildFSError.usage("serve() before start(): INIT not answered") }
         let bufferSize = Self.receiveBufferSize(maxWrite: connection.maxWrite)
+        Self.installWakeUpSignal()
         var started: [pthread_t] = []
         for threadChannel in channels {
             running.add(1, ordering: .releasing)
@@ -87,7 +90,36 @@ final class KernelSession: Sendable {
             }
             if let thread { started.append(thread) } else { running.subtract(1, ordering: .releasing) }
         }
+        threads.withLock { $0 = started }
         for thread in started { pthread_join(thread, nil) }
+    }
+
+    /// Ends the loop threads even while the mount lives on (a lazy unmount
+    /// of a busy mount does not end their reads): each is woken from its
+    /// read by `wakeUpSignal` until it has ended, so that its descriptor
+    /// closes and, with the last one, the kernel aborts the connection.
+    /// Requests being served finish first. Waits at most a few seconds.
+    func stop() {
+        stopping.store(true, ordering: .releasing)
+        let loopThreads = threads.withLock { $0 }
+        // A thread between its check of `stopping` and its read misses a
+        // signal: signal again until all have ended.
+        for _ in 0..<500 where runningThreads > 0 {
+            for thread in loopThreads { pthread_kill(thread, Self.wakeUpSignal) }
+            usleep(10_000)
+        }
+    }
+
+    /// The signal that interrupts a loop thread's read (SIGUSR1, handled
+    /// by doing nothing and without SA_RESTART, so the read fails EINTR).
+    static let wakeUpSignal = SIGUSR1
+
+    private static func installWakeUpSignal() {
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = { _ in }
+        sigemptyset(&action.sa_mask)
+        action.sa_flags = 0
+        sigaction(wakeUpSignal, &action, nil)
     }
 
     /// One thread's loop.
@@ -98,6 +130,9 @@ final class KernelSession: Sendable {
             do {
                 guard let next = try channel.receive(into: buffer.bytes) else { return }
                 request = next
+            } catch where error.code == EINTR {
+                if stopping.load(ordering: .acquiring) { return }
+                continue
             } catch {
                 daemonLog("FUSE loop thread stops: \(error)")
                 return

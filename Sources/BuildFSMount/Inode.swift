@@ -10,9 +10,9 @@ import Synchronization
 /// (DescriptorCache); `fd` is valid for the request that asked for it.
 ///
 /// One exists per file the kernel holds (200k in a big tree), so it is kept
-/// to 80 bytes: no lock of its own (the descriptor is an atomic, the lookup
-/// count is the table's), the handle inline, the layer state boxed, fields
-/// ordered so that none needs padding.
+/// to 84 bytes (a 96-byte malloc chunk): no lock of its own (the descriptor
+/// is an atomic, the lookup count is the table's), the handle inline, the
+/// layer state boxed, fields ordered so that none needs padding.
 final class Inode: @unchecked Sendable {
     let key: InodeKey
     /// The number the kernel knows it by (see InodeNumbers).
@@ -30,6 +30,9 @@ final class Inode: @unchecked Sendable {
     var lookups: UInt32 = 1
     private let cache: DescriptorCache?
     private let layerCell = AtomicLazyReference<LayerStateCell>()
+    /// The kernel's id of the upper file as a passthrough backing file; 0
+    /// while it has none (see PassthroughFiles).
+    let backingID = Atomic<Int32>(0)
 
     /// `cache` nil: the descriptor stays open for the inode's life (the root).
     init(fd: Int32, key: InodeKey, number: UInt64, type: mode_t, cache: DescriptorCache?) {

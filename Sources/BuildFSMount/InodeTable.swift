@@ -11,6 +11,7 @@ import Synchronization
 final class InodeTable: Sendable {
     let root: Inode
     let cache: DescriptorCache
+    let passthrough = PassthroughFiles()
     private let inodes = Mutex(Inodes())
 
     private struct Inodes: ~Copyable {
@@ -88,7 +89,7 @@ final class InodeTable: Sendable {
             inodes.byKey.remove(inode)
             return inode
         }
-        withExtendedLifetime(forgotten) {}
+        if let forgotten { passthrough.release(forgotten) }
     }
 
     /// The inodes for which `include` holds, found with the table locked.

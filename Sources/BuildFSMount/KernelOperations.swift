@@ -88,7 +88,7 @@ extension PassthroughFileSystem {
             statfs(request, node)
         case .release:
             guard let release = arguments.read(buildfs_fuse_release_in.self) else { return false }
-            self.release(request, handle: RegularFileHandle(release.fh))
+            self.release(request, node, handle: RegularFileHandle(release.fh))
         case .fsync:
             guard let sync = arguments.read(buildfs_fuse_fsync_in.self) else { return false }
             fsync(request, node, dataOnly: sync.fsync_flags & BUILDFS_FUSE_FSYNC_FDATASYNC != 0,
@@ -171,7 +171,7 @@ extension PassthroughFileSystem {
     var initTerms: KernelInit {
         KernelInit(wanted: [.asyncRead, .parallelDirectoryOperations, .autoInvalidateData, .asyncDirectIO,
                             .readdirplus, .readdirplusAuto, .cacheSymlinks, .bigWrites, .posixACL, .dontMask,
-                            .handleKillPrivV2],
+                            .handleKillPrivV2, .passthrough],
                    // Big writes: 1 MiB per request.
                    maxWrite: 1 << 20,
                    // See KernelReadAhead.

@@ -37,8 +37,13 @@ public enum MountDaemon {
         let session = KernelSession(channel: try mount.channel())
         let connection = try session.start(fileSystem.initTerms)
         let transport = "own FUSE loop, \(servingThreads) threads, \(connection.summary)"
-        daemonLog("serving on the \(transport)")
+        daemonLog(MountRegistry.transportLogMessage(transport))
         MountRegistry.recordTransport(transport, for: mountpoint)
+        if connection.granted.contains(.passthrough) {
+            fileSystem.table.passthrough.enable(on: session.channel) { reason in
+                MountRegistry.recordTransport(transport + "; passthrough refused (\(reason))", for: mountpoint)
+            }
+        }
         ready()
         let publishing = Running()
         if let snapshot { publishCounters(snapshot, mountpoint: mountpoint, while: publishing) }

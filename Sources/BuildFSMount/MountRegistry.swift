@@ -59,13 +59,20 @@ public enum MountRegistry {
         return try? JSONDecoder().decode(MountRecord.self, from: data)
     }
 
-    /// Forgets a mount; its log goes too unless the daemon wrote something.
+    /// Forgets a mount; its log goes too unless the daemon wrote something
+    /// beyond the line naming its transport.
     public static func remove(_ mountpoint: String) {
         for file in [path(for: mountpoint), countersPath(for: mountpoint), committedPath(for: mountpoint),
                      transportPath(for: mountpoint)] { unlink(file) }
-        var st = stat()
-        if lstat(logPath(for: mountpoint), &st) == 0 && st.st_size == 0 { unlink(logPath(for: mountpoint)) }
+        let log = logPath(for: mountpoint)
+        if let text = ProcFile.read(log, limit: 1 << 16),
+           text.split(separator: "\n").allSatisfy({ $0.hasPrefix(daemonLogPrefix + transportLogMessage("")) }) {
+            unlink(log)
+        }
     }
+
+    /// The daemon's first line in its log.
+    static func transportLogMessage(_ transport: String) -> String { "serving on the \(transport)" }
 
     /// Where the daemon publishes its counters (MountCounters) for `stats`.
     public static func countersPath(for mountpoint: String) -> String { baseName(mountpoint) + ".counters.json" }

@@ -28,21 +28,43 @@ extension PassthroughFileSystem {
     }
 
     func open(_ request: Request, _ ino: UInt64, flags: Int32) {
-        if servesWithoutOpens {
+        let passthrough = table.passthrough.isEnabled
+        if servesWithoutOpens && !passthrough {
             request.reply(error: ENOSYS)
             return
         }
         replying(request) {
             let inode = try table.inode(ino)
-            let handle: RegularFileHandle
-            if flags & O_ACCMODE == O_RDONLY, try snapshot?.stubContent(inode) != nil {
-                handle = RegularFileHandle(descriptor: nil)
-            } else {
-                if flags & O_ACCMODE != O_RDONLY { try snapshot?.copyUpIfStub(inode) }
-                handle = RegularFileHandle(descriptor: try sys("open") { Glibc.open(inode.procPath, openFlags(flags)) })
+            let readOnly = flags & O_ACCMODE == O_RDONLY
+            let isStub = readOnly ? try snapshot?.stubContent(inode) != nil : false
+            if !readOnly { try snapshot?.copyUpIfStub(inode) }
+            if passthrough, case let .passthrough(backing) = table.passthrough.open(inode, allowed: !isStub) {
+                if !readOnly { try dropSetIDBeforePassthroughWrites(inode, request) }
+                request.reply(open: passthroughFile(backing, flags: flags))
+                return
             }
-            request.reply(open: openFile(handle, flags: flags))
+            let counted = passthrough  // a cached open while passthrough is on (PassthroughFiles)
+            let descriptor = servesWithoutOpens || isStub
+                ? nil : try sys("open") { Glibc.open(inode.procPath, openFlags(flags)) }
+            request.reply(open: openFile(RegularFileHandle(descriptor: descriptor, counted: counted), flags: flags))
         }
+    }
+
+    /// An open whose reads and writes go straight to the upper file
+    /// (PassthroughFiles): no handle, and FLUSH only where close can fail.
+    func passthroughFile(_ backing: Int32, flags: Int32) -> OpenFile {
+        OpenFile(noFlush: flags & O_ACCMODE == O_RDONLY || upperCloseReportsNothing, backingID: backing)
+    }
+
+    /// Passthrough writes never reach the daemon, so the kernel's request
+    /// to clear setuid/setgid on write (dropSetID) cannot come with them:
+    /// they are cleared when such a file is opened for writing by a caller
+    /// without CAP_FSETID (the kernel clears them at its first write; here
+    /// an open that writes nothing clears them too).
+    private func dropSetIDBeforePassthroughWrites(_ inode: Inode, _ request: Request) throws {
+        let mode = try statOf(inode).st_mode
+        guard mode & (S_ISUID | S_ISGID) != 0, !request.callerHas(capability: Capabilities.fileSetID) else { return }
+        if try dropSetID(inode) { request.invalidateAttributes(of: table.number(of: inode)) }
     }
 
     /// How the kernel caches an open file (in no-open mode, one made by
@@ -186,8 +208,9 @@ extension PassthroughFileSystem {
         }
     }
 
-    func release(_ request: Request, handle: RegularFileHandle) {
+    func release(_ request: Request, _ ino: UInt64, handle: RegularFileHandle) {
         if let fd = handle.descriptor { close(fd) }
+        if handle.isCounted { table.passthrough.endCachedOpen(ino) }
         request.replySuccess()
     }
 
@@ -215,15 +238,25 @@ extension PassthroughFileSystem {
 }
 
 /// A regular file's FUSE handle (`fh`): its upper descriptor plus one, so
-/// that 0 means "no descriptor" (a stub read from the store, or no-open
-/// mode) whatever descriptors the process has open. Directories' handles
-/// are DirectoryHandle objects instead (PassthroughFileSystem+Directories).
+/// that 0 means "no descriptor" (a stub read from the store, no-open mode,
+/// a passthrough open) whatever descriptors the process has open; the top
+/// bit marks an open served through the daemon while passthrough is on,
+/// counted until its release (PassthroughFiles). Directories' handles are
+/// DirectoryHandle objects instead (PassthroughFileSystem+Directories).
 struct RegularFileHandle {
     let value: UInt64
+    private static let countedBit: UInt64 = 1 << 63
 
     init(_ value: UInt64) { self.value = value }
 
-    init(descriptor: Int32?) { value = descriptor.map { UInt64($0) + 1 } ?? 0 }
+    init(descriptor: Int32?, counted: Bool = false) {
+        value = (descriptor.map { UInt64($0) + 1 } ?? 0) | (counted ? Self.countedBit : 0)
+    }
 
-    var descriptor: Int32? { value == 0 ? nil : Int32(truncatingIfNeeded: value - 1) }
+    var descriptor: Int32? {
+        let plusOne = value & ~Self.countedBit
+        return plusOne == 0 ? nil : Int32(truncatingIfNeeded: plusOne - 1)
+    }
+
+    var isCounted: Bool { value & Self.countedBit != 0 }
 }

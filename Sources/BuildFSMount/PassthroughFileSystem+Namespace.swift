@@ -115,19 +115,21 @@ extension PassthroughFileSystem {
             let fd = try asCaller(request) {
                 try sys("openat") { openat(directory.fd, name, flags, creationMode(mode, umask: umask, in: directory)) }
             }
-            if servesWithoutOpens { close(fd) }
-            do {
-                var (inode, st) = try table.lookUp(name, in: directory)
-                // O_TRUNC of a file that existed after all (see dropSetID).
-                if killSetID && st.st_mode & (S_ISUID | S_ISGID) != 0 {
-                    try dropSetID(inode)
-                    st = try statOf(inode)
-                }
-                let open = openFile(RegularFileHandle(descriptor: servesWithoutOpens ? nil : fd), flags: requested)
-                request.reply(created: entry(inode, st), open: open)
-            } catch {
-                if !servesWithoutOpens { close(fd) }
-                throw error
+            var handedOver = false  // the reply made `fd` the open file's handle
+            defer { if !handedOver { close(fd) } }
+            var (inode, st) = try table.lookUp(name, in: directory)
+            // O_TRUNC of a file that existed after all (see dropSetID).
+            if killSetID && st.st_mode & (S_ISUID | S_ISGID) != 0 {
+                try dropSetID(inode)
+                st = try statOf(inode)
+            }
+            let passthrough = table.passthrough.isEnabled
+            if passthrough, case let .passthrough(backing) = table.passthrough.open(inode, allowed: true) {
+                request.reply(created: entry(inode, st), open: passthroughFile(backing, flags: requested))
+            } else {
+                handedOver = !servesWithoutOpens
+                let handle = RegularFileHandle(descriptor: handedOver ? fd : nil, counted: passthrough)
+                request.reply(created: entry(inode, st), open: openFile(handle, flags: requested))
             }
         }
     }

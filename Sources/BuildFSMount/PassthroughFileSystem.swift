@@ -72,7 +72,7 @@ public final class PassthroughFileSystem: Sendable {
         daemonUID = geteuid()
         daemonGID = getegid()
         switchesIdentity = daemonUID == 0
-        servesWithoutOpens = DaemonCapabilities.overridesFileModes
+        servesWithoutOpens = Capabilities.daemonOverridesFileModes
     }
 
     // MARK: replies

@@ -26,6 +26,12 @@ struct Request {
         return groups.split(separator: " ").compactMap { gid_t($0) }
     }
 
+    /// Whether the caller holds `capability` (see Capabilities) in its
+    /// effective set (read from /proc: for rare cases only).
+    func callerHas(capability: Int) -> Bool {
+        caller.pid > 0 && Capabilities.held(capability, by: "\(caller.pid)")
+    }
+
     func reply(error code: Int32) { channel.reply(unique: unique, error: code) }
 
     func replySuccess() { channel.reply(unique: unique, error: 0) }
@@ -88,9 +94,16 @@ struct OpenFile {
     var noFlush = false
     /// A directory's listing may be cached.
     var cacheListing = false
+    /// Reads, writes and mmap go to this backing file, not to the daemon
+    /// (PassthroughFiles); the kernel then refuses keepCache and directIO.
+    var backingID: Int32?
 
     fileprivate var kernelOpen: buildfs_fuse_open_out {
         var flags: UInt32 = 0
+        if let backingID {
+            flags = BUILDFS_FOPEN_PASSTHROUGH | (noFlush ? BUILDFS_FOPEN_NOFLUSH : 0)
+            return buildfs_fuse_open_out(handle: handle, flags: flags, backingID: backingID)
+        }
         if keepCache { flags |= BUILDFS_FOPEN_KEEP_CACHE }
         if directIO { flags |= BUILDFS_FOPEN_DIRECT_IO }
         if noFlush { flags |= BUILDFS_FOPEN_NOFLUSH }

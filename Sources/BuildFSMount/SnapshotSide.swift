@@ -144,10 +144,3 @@ final class SnapshotSide: Sendable {
         if child.isDirectory { try ensureExpanded(child) }
     }
 }
-
-/// One line in the daemon's log (its stderr, which `buildfs mount` points
-/// at the log file).
-func daemonLog(_ message: String) {
-    var line = Array("buildfs daemon: \(message)\n".utf8)
-    _ = line.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
-}

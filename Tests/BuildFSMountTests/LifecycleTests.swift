@@ -70,6 +70,38 @@ import TestSupport
         #expect(mount.unmount().status == 0)
     }
 
+    /// An upper directory on overlayfs (a container's own root file
+    /// system) cannot back passthrough files: the kernel refuses the first
+    /// (ELOOP), the daemon says so once in its log and in stats, and serves
+    /// every read and write itself, for files opened before and after.
+    @Test(.enabled(if: MountKind.current == .buildfs && getuid() == 0, "buildfs's daemon, overlayfs as root"))
+    func upperOnOverlayfsIsServedWithoutPassthrough() throws {
+        for name in ["lower", "overlay-upper", "work", "merged"] { mkdir(directory.sub(name), 0o755) }
+        let overlay = Run.command(["mount", "-t", "overlay", "overlay", "-o",
+                                   "lowerdir=\(directory.sub("lower")),upperdir=\(directory.sub("overlay-upper")),"
+                                   + "workdir=\(directory.sub("work"))", directory.sub("merged")])
+        try #require(overlay.status == 0, "mount overlay: \(overlay.summary)")
+        defer { umount2(directory.sub("merged"), Int32(MNT_DETACH)) }
+        let upperOnOverlay = directory.sub("merged") + "/upper"
+        mkdir(upperOnOverlay, 0o755)
+        let mount = try MountUnderTest(upper: upperOnOverlay, mountpoint: mnt, keeping: directory)
+        let script = """
+            set -e
+            head -c 300000 /dev/urandom > a; exec 3<a; printf tail >> a
+            cmp -n 300000 a /proc/self/fd/3; tail -c 4 a; echo
+            dd if=/dev/zero of=big bs=64k count=64 status=none; stat -c %s big
+            """
+        let got = Run.command(["bash", "-c", script], directory: mnt)
+        #expect(got.status == 0 && got.stdout == "tail\n4194304\n", "\(got.summary)")
+        let log = (try? String(contentsOfFile: MountRegistry.logPath(for: MountPreflight.resolvedPath(mnt)),
+                               encoding: .utf8)) ?? ""
+        #expect(log.components(separatedBy: "passthrough off for this mount").count == 2, "daemon log: \(log)")
+        let stats = Run.command([Shell.buildfs, "stats", mnt, "--json", "--store", directory.sub("store")])
+        #expect(stats.stdout.contains("passthrough refused"), "stats: \(stats.summary)")
+        #expect(mount.unmount().status == 0)
+        #expect(FileManager.default.contents(atPath: upperOnOverlay + "/big")?.count == 4 << 20)
+    }
+
     /// A tree with everything a restore must keep (owners, odd modes, ns
     /// mtimes, symlinks, hard links), copied onto the mount with cp -a, is
     /// the same through the mount, in the upper directory once umount has

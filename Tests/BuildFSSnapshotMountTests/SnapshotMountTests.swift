@@ -236,6 +236,33 @@ import TestSupport
         #expect(result.stdout == "kept bytes\nappended\n")
     }
 
+    /// A file of the snapshot held open for reading (served from the store
+    /// through the daemon) while it is opened for writing, which copies it
+    /// up: the kernel refuses one inode open both through the daemon and
+    /// passed through to the upper file (EIO), so the writer is served
+    /// through the daemon too while the reader is open, and passed through
+    /// once it is closed. Every reader sees the right bytes.
+    @Test func snapshotFileReadWhileItIsWrittenAndAfter() throws {
+        mkdir(dir.sub("source"), 0o755)
+        #expect(FileManager.default.createFile(atPath: dir.sub("source") + "/f", contents: Data("from the store\n".utf8)))
+        #expect(try buildfs("import", dir.sub("source"), "--key", "base").status == 0)
+        try mounted(upper: dir.sub("upper"), from: ["base"]) {
+            let result = try Shell.bash("""
+                cd '\(mountpoint)' || exit 9
+                exec 3<f
+                echo written >> f || exit 1
+                cat <&3
+                exec 3<&-
+                echo again >> f || exit 2
+                exec 4<f; cat <&4
+                """)
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(result.stdout == "from the store\nwritten\nfrom the store\nwritten\nagain\n")
+        }
+        let upper = try String(contentsOfFile: dir.sub("upper") + "/f", encoding: .utf8)
+        #expect(upper == "from the store\nwritten\nagain\n")
+    }
+
     /// A container volume or a tmpfs at the stable path is normal: buildfs
     /// mounts over it, and unmounting shows it again.
     @Test func mountsOverAnotherFileSystem() throws {

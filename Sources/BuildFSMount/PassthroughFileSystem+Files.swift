@@ -2,16 +2,24 @@ import BuildFSCore
 import CLinuxCalls
 import Glibc
 
-/// File contents. A root daemon serves them without open files: it answers
-/// the kernel's first OPEN with ENOSYS, and from then on the kernel opens
-/// and closes files on its own (FUSE "no open" mode) and sends reads and
-/// writes without a handle (fh 0). Every open() and close() is then free of
-/// round trips (a warm walk that reads every file made two per file, more
-/// than native needs to read the file), and pages are kept across opens,
-/// which is what the daemon would ask for anyway (see `setCaching`). Each
-/// read or write reopens the upper file through its inode's O_PATH
-/// descriptor for that one request. In this mode the kernel sends no
-/// RELEASE, not even for create(), so create() keeps no descriptor either.
+/// File contents, served one of three ways.
+///
+/// With passthrough (PassthroughFiles: granted at INIT and accepted for the
+/// upper file system), every OPEN and CREATE of an upper file is answered
+/// with its backing id, and its reads, writes and mmaps never come here;
+/// only stubs (read from the store) and opens of an inode that has a stub
+/// open are served here, counted until RELEASE.
+///
+/// Without it, a root daemon serves files without opens: it answers the
+/// kernel's first OPEN with ENOSYS, and from then on the kernel opens and
+/// closes files on its own (FUSE "no open" mode) and sends reads and writes
+/// without a handle (fh 0). Every open() and close() is then free of round
+/// trips (a warm walk that reads every file made two per file, more than
+/// native needs to read the file), and pages are kept across opens, which
+/// is what the daemon would ask for anyway (see `openFile`). Each read or
+/// write reopens the upper file through its inode's O_PATH descriptor for
+/// that one request. In this mode the kernel sends no RELEASE, not even for
+/// create(), so create() keeps no descriptor either.
 ///
 /// A daemon without CAP_DAC_OVERRIDE (not root, or root with it dropped)
 /// could not reopen a file that is no longer writable by mode (`cp` of a

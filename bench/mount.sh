@@ -104,6 +104,11 @@ fs_mount() {
     is_mounted "$mp" || { bench_log "$fs: $mp is not mounted 10 s after the mount command returned"; return 1; }
     pid=$(bench_mount_pid "$mp")
     bench_mount_add "$mp" "$pid" "$([[ $fs != buildfs ]] || echo "$BUILDFS")"
+    # The FUSE transport and features the daemon runs with, from its log.
+    if [[ $fs == buildfs && ! -s $DATA/transport ]]; then
+        grep -h "serving on the " "${XDG_RUNTIME_DIR:-/run}/buildfs/"*.log 2>/dev/null | tail -n 1 \
+            | sed 's/.*serving on the //' >"$DATA/transport" || true
+    fi
     (( pid != 0 )) || bench_log "$fs: could not find the daemon of $mp (no RSS/CPU numbers)"
     echo "$pid" >"$dir/daemon.pid"
     echo "$mp"
@@ -413,7 +418,7 @@ versions_line() {
     v="bindfs $(bindfs --version 2>/dev/null | awk 'NR == 1 { print $2 }') (libfuse $(dpkg-query -W -f '${Version}' libfuse2 2>/dev/null || echo '?'), high-level API, single-threaded by default)"
     v="$v; fuse-overlayfs $(fuse-overlayfs --version 2>/dev/null | awk '/^fuse-overlayfs/ { print $3; exit }')"
     v="$v; libfuse3 $(dpkg-query -W -f '${Version}' libfuse3-3 2>/dev/null || echo '?')"
-    v="$v; kernel FUSE protocol $(fuse-overlayfs --version 2>/dev/null | awk '/kernel interface/ { print $NF; exit }')"
+    v="$v (kernel interface $(fuse-overlayfs --version 2>/dev/null | awk '/kernel interface/ { print $NF; exit }'))"
     echo "- versions: $v"
 }
 
@@ -423,6 +428,7 @@ write_report() {
     bench_run_header "buildfs mount benchmark" "$status" "$WORK_ROOT"
     versions_line
     echo "- buildfs: ${version:-version unknown}, repo revision $(bench_revision), ${BUILDFS_INFO:-binary \`$BUILDFS\`}${BUILDFS_NOTE:+ — $BUILDFS_NOTE}"
+    [[ -s $DATA/transport ]] && echo "- buildfs transport (its log's first line): $(cat "$DATA/transport")"
     echo "- compiler: $(gcc --version | head -n 1); make: $(make --version | head -n 1)"
     bench_load_line "filesystem and round"
     echo "- rounds: $ROUNDS (many-files group: $MANY_ROUNDS)$( (( QUICK )) && echo ', --quick sizes')"

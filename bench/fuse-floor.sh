@@ -48,17 +48,18 @@ seconds() {
 }
 
 # requests PID COMMAND...: runs COMMAND while strace counts the daemon's
-# reads of /dev/fuse (one per request the kernel sends).
+# reads of /dev/fuse (one per request the kernel sends), on every descriptor
+# it has open on it (buildfs's loop threads each read their own).
 requests() {
-    local pid=$1 fd trace=$WORK_ROOT/strace.out tracer
+    local pid=$1 fds trace=$WORK_ROOT/strace.out tracer
     shift
-    fd=$(find "/proc/$pid/fd" -lname /dev/fuse -printf '%f\n' | head -n 1)
+    fds=$(find "/proc/$pid/fd" -lname /dev/fuse -printf '%f\n' | paste -sd '|')
     strace -f -qq -e trace=read -e signal=none -p "$pid" -o "$trace" & tracer=$!
     sleep 1
     "$@" >/dev/null 2>&1
     sleep 0.5
     kill -INT "$tracer"; wait "$tracer" 2>/dev/null || true
-    grep -c "read($fd," "$trace"
+    grep -cE "read\(($fds)," "$trace" || true
 }
 
 # A getxattr of a name nobody set: answered by the daemon every time

@@ -88,7 +88,7 @@ extension PassthroughFileSystem {
             statfs(request, node)
         case .release:
             guard let release = arguments.read(buildfs_fuse_release_in.self) else { return false }
-            self.release(request, node, handle: RegularFileHandle(release.fh))
+            self.release(request, handle: RegularFileHandle(release.fh))
         case .fsync:
             guard let sync = arguments.read(buildfs_fuse_fsync_in.self) else { return false }
             fsync(request, node, dataOnly: sync.fsync_flags & BUILDFS_FUSE_FSYNC_FDATASYNC != 0,

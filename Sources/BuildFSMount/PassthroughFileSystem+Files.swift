@@ -4,11 +4,10 @@ import Glibc
 
 /// File contents, served one of three ways.
 ///
-/// With passthrough (PassthroughFiles: granted at INIT and accepted for the
-/// upper file system), every OPEN and CREATE of an upper file is answered
-/// with its backing id, and its reads, writes and mmaps never come here;
-/// only stubs (read from the store) and opens of an inode that has a stub
-/// open are served here, counted until RELEASE.
+/// With passthrough (PassthroughFiles: mounts without a snapshot, granted at
+/// INIT and accepted for the upper file system), every OPEN and CREATE of
+/// an upper file is answered with its backing id, and its reads, writes
+/// and mmaps never come here.
 ///
 /// Without it, a root daemon serves files without opens: it answers the
 /// kernel's first OPEN with ENOSYS, and from then on the kernel opens and
@@ -44,17 +43,16 @@ extension PassthroughFileSystem {
         replying(request) {
             let inode = try table.inode(ino)
             let readOnly = flags & O_ACCMODE == O_RDONLY
-            let isStub = readOnly ? try snapshot?.stubContent(inode) != nil : false
-            if !readOnly { try snapshot?.copyUpIfStub(inode) }
-            if passthrough, case let .passthrough(backing) = table.passthrough.open(inode, allowed: !isStub) {
+            if let backing = passthrough ? table.passthrough.backingID(for: inode) : nil {
                 if !readOnly { try dropSetIDBeforePassthroughWrites(inode, request) }
                 request.reply(open: passthroughFile(backing, flags: flags))
                 return
             }
-            let counted = passthrough  // a cached open while passthrough is on (PassthroughFiles)
+            let isStub = readOnly ? try snapshot?.stubContent(inode) != nil : false
+            if !readOnly { try snapshot?.copyUpIfStub(inode) }
             let descriptor = servesWithoutOpens || isStub
                 ? nil : try sys("open") { Glibc.open(inode.procPath, openFlags(flags)) }
-            request.reply(open: openFile(RegularFileHandle(descriptor: descriptor, counted: counted), flags: flags))
+            request.reply(open: openFile(RegularFileHandle(descriptor: descriptor), flags: flags))
         }
     }
 
@@ -216,9 +214,8 @@ extension PassthroughFileSystem {
         }
     }
 
-    func release(_ request: Request, _ ino: UInt64, handle: RegularFileHandle) {
+    func release(_ request: Request, handle: RegularFileHandle) {
         if let fd = handle.descriptor { close(fd) }
-        if handle.isCounted { table.passthrough.endCachedOpen(ino) }
         request.replySuccess()
     }
 
@@ -247,24 +244,15 @@ extension PassthroughFileSystem {
 
 /// A regular file's FUSE handle (`fh`): its upper descriptor plus one, so
 /// that 0 means "no descriptor" (a stub read from the store, no-open mode,
-/// a passthrough open) whatever descriptors the process has open; the top
-/// bit marks an open served through the daemon while passthrough is on,
-/// counted until its release (PassthroughFiles). Directories' handles are
-/// DirectoryHandle objects instead (PassthroughFileSystem+Directories).
+/// a passthrough open) whatever descriptors the process has open.
+/// Directories' handles are DirectoryHandle objects instead
+/// (PassthroughFileSystem+Directories).
 struct RegularFileHandle {
     let value: UInt64
-    private static let countedBit: UInt64 = 1 << 63
 
     init(_ value: UInt64) { self.value = value }
 
-    init(descriptor: Int32?, counted: Bool = false) {
-        value = (descriptor.map { UInt64($0) + 1 } ?? 0) | (counted ? Self.countedBit : 0)
-    }
+    init(descriptor: Int32?) { value = descriptor.map { UInt64($0) + 1 } ?? 0 }
 
-    var descriptor: Int32? {
-        let plusOne = value & ~Self.countedBit
-        return plusOne == 0 ? nil : Int32(truncatingIfNeeded: plusOne - 1)
-    }
-
-    var isCounted: Bool { value & Self.countedBit != 0 }
+    var descriptor: Int32? { value == 0 ? nil : Int32(truncatingIfNeeded: value - 1) }
 }

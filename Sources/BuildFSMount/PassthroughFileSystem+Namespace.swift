@@ -123,12 +123,11 @@ extension PassthroughFileSystem {
                 try dropSetID(inode)
                 st = try statOf(inode)
             }
-            let passthrough = table.passthrough.isEnabled
-            if passthrough, case let .passthrough(backing) = table.passthrough.open(inode, allowed: true) {
+            if let backing = table.passthrough.backingID(for: inode) {
                 request.reply(created: entry(inode, st), open: passthroughFile(backing, flags: requested))
             } else {
                 handedOver = !servesWithoutOpens
-                let handle = RegularFileHandle(descriptor: handedOver ? fd : nil, counted: passthrough)
+                let handle = RegularFileHandle(descriptor: handedOver ? fd : nil)
                 request.reply(created: entry(inode, st), open: openFile(handle, flags: requested))
             }
         }

@@ -17,43 +17,12 @@ import Synchronization
 /// (a rootless container), ELOOP when the upper directory is itself on a
 /// stacked file system such as overlayfs (the mount allows one level).
 ///
-/// The kernel refuses (EIO) to have one inode open both ways at once, so
-/// opens served through the daemon (a stub's, whose bytes are in the
-/// store) are counted until their release: while an inode has one, its
-/// other opens are served through the daemon too.
+/// Only for mounts without a snapshot (see `initTerms`): the kernel refuses
+/// (EIO) to have one inode open both passed through and through the
+/// daemon, and a stub can only be served by the daemon.
 final class PassthroughFiles: Sendable {
     private let channel = Mutex<KernelChannel?>(nil)
     private let refused = Mutex<(@Sendable (String) -> Void)?>(nil)
-    /// Opens served through the daemon, by inode number, while the kernel
-    /// holds them.
-    private let cachedOpens = Mutex<[UInt64: Int]>([:])
-
-    /// How one open is served.
-    enum Open {
-        /// Straight to the upper file, with this backing id.
-        case passthrough(Int32)
-        /// Through the daemon; counted until `endCachedOpen`.
-        case cached
-    }
-
-    /// Decides how an open of `inode` is served: passthrough when the file
-    /// may be (`allowed`: not a stub) and no open of it is being served
-    /// through the daemon. Call only while enabled.
-    func open(_ inode: Inode, allowed: Bool) -> Open {
-        cachedOpens.withLock { counts in
-            if allowed, counts[inode.number] == nil, let id = backingID(for: inode) { return .passthrough(id) }
-            counts[inode.number, default: 0] += 1
-            return .cached
-        }
-    }
-
-    /// The kernel released an open that `open` served `.cached`.
-    func endCachedOpen(_ number: UInt64) {
-        cachedOpens.withLock { counts in
-            guard let count = counts[number] else { return }
-            counts[number] = count > 1 ? count - 1 : nil
-        }
-    }
 
     /// Turns passthrough on for files opened from now on; `refused` is
     /// told why if it goes off for the mount.

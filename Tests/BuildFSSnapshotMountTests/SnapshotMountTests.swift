@@ -236,12 +236,12 @@ import TestSupport
         #expect(result.stdout == "kept bytes\nappended\n")
     }
 
-    /// A file of the snapshot held open for reading (served from the store
-    /// through the daemon) while it is opened for writing, which copies it
-    /// up: the kernel refuses one inode open both through the daemon and
-    /// passed through to the upper file (EIO), so the writer is served
-    /// through the daemon too while the reader is open, and passed through
-    /// once it is closed. Every reader sees the right bytes.
+    /// A file of the snapshot held open for reading (served from the store)
+    /// while it is opened for writing, which copies it up, and opened again
+    /// after: every reader sees the right bytes, the one opened before the
+    /// copy-up too. (Such a mount never passes files through: the kernel
+    /// would refuse, EIO, an inode open both passed through and through
+    /// the daemon, as a stub must be.)
     @Test func snapshotFileReadWhileItIsWrittenAndAfter() throws {
         mkdir(dir.sub("source"), 0o755)
         #expect(FileManager.default.createFile(atPath: dir.sub("source") + "/f", contents: Data("from the store\n".utf8)))

@@ -42,16 +42,33 @@ final class KernelRing: Sendable {
     /// while it is Y.
     static let moduleParameter = "/sys/module/fuse/parameters/enable_uring"
 
+    /// What `turnOnInModule` found or did.
+    enum ModuleSwitch: Equatable {
+        case wasOn
+        /// This process turned it on: `turnOffInModule` once INIT is done.
+        case turnedOn
+        case cannot(String)
+    }
+
     /// Turns the module's switch on if it is off and this process may write
-    /// it (root), before a mount; a line for the log when it did, or why
-    /// it could not.
-    static func enableInModule() -> String? {
-        guard let value = ProcFile.read(moduleParameter) else { return "no \(moduleParameter) (a kernel without it)" }
-        if value.hasPrefix("Y") { return nil }
+    /// it (root), before a mount.
+    static func turnOnInModule() -> ModuleSwitch {
+        guard let value = ProcFile.read(moduleParameter) else { return .cannot("no \(moduleParameter)") }
+        if value.hasPrefix("Y") { return .wasOn }
+        return writeModuleParameter("Y") ? .turnedOn : .cannot("\(moduleParameter) is off and not writable here")
+    }
+
+    /// Turns the switch back off once this mount's INIT has taken io_uring
+    /// (the kernel asks the switch only at INIT and at the first REGISTER):
+    /// any other FUSE server here would otherwise be offered io_uring, and
+    /// one that took it without registering would have every request held.
+    static func turnOffInModule() { _ = writeModuleParameter("N") }
+
+    private static func writeModuleParameter(_ value: String) -> Bool {
         let fd = open(moduleParameter, O_WRONLY | O_CLOEXEC)
-        guard fd >= 0 else { return "\(moduleParameter) is off and not writable here" }
+        guard fd >= 0 else { return false }
         defer { close(fd) }
-        return write(fd, "Y", 1) == 1 ? "turned \(moduleParameter) on" : "cannot turn \(moduleParameter) on"
+        return write(fd, value, 1) == 1
     }
 
     /// Why this process cannot make the rings the queues need (nil: it

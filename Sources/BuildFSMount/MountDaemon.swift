@@ -12,8 +12,8 @@ public enum MountDaemon {
                              ready: () -> Void) throws {
         raiseFileLimit()
         let ringRequested = KernelRing.isRequested(in: ProcessInfo.processInfo.environment)
-        let moduleSwitch = ringRequested ? KernelRing.turnOnInModule() : .wasOn
-        if case .cannot(let reason) = moduleSwitch { daemonLog("io_uring: \(reason)") }
+        let moduleSwitch = ringRequested ? KernelRing.ModuleSwitch() : nil
+        if let problem = moduleSwitch?.problem { daemonLog("io_uring: \(problem)") }
         // The kernel leaves the caller's umask to the daemon (DONT_MASK),
         // which applies it per request (creationMode): its own must be 0.
         umask(0)
@@ -47,7 +47,7 @@ public enum MountDaemon {
             }
         }
         let connection = try session.start(terms)
-        if moduleSwitch == .turnedOn { KernelRing.turnOffInModule() }
+        moduleSwitch?.release()
         let handler: KernelSession.Handler = { request, sink in fileSystem.serve(request, on: sink) }
         let ring = startRing(if: terms.wanted.contains(.overIoUring), session: session, connection: connection,
                              handler: handler)

@@ -42,33 +42,50 @@ final class KernelRing: Sendable {
     /// while it is Y.
     static let moduleParameter = "/sys/module/fuse/parameters/enable_uring"
 
-    /// What `turnOnInModule` found or did.
-    enum ModuleSwitch: Equatable {
-        case wasOn
-        /// This process turned it on: `turnOffInModule` once INIT is done.
-        case turnedOn
-        case cannot(String)
-    }
+    /// The module's switch, held by a daemon from before its mount to its
+    /// INIT: turned on if it was off (root may), and back off once INIT has
+    /// taken io_uring. The kernel reads it only at INIT and at the first
+    /// REGISTER; left on, every other FUSE server here would be offered
+    /// io_uring, and one that took it without registering entries would
+    /// have every request held. An exclusive lock on a file beside the mount
+    /// records keeps concurrent mounts from turning it off under each
+    /// other's INIT.
+    final class ModuleSwitch {
+        private var lock: Int32
+        private var turnedOn = false
+        /// Why it is off and stays off, for the log; nil when it is on.
+        private(set) var problem: String?
 
-    /// Turns the module's switch on if it is off and this process may write
-    /// it (root), before a mount.
-    static func turnOnInModule() -> ModuleSwitch {
-        guard let value = ProcFile.read(moduleParameter) else { return .cannot("no \(moduleParameter)") }
-        if value.hasPrefix("Y") { return .wasOn }
-        return writeModuleParameter("Y") ? .turnedOn : .cannot("\(moduleParameter) is off and not writable here")
-    }
+        init() {
+            mkdir(MountRegistry.directory, 0o755)
+            lock = open(MountRegistry.directory + "/enable_uring.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+            if lock >= 0 { flock(lock, LOCK_EX) }
+            guard let value = ProcFile.read(moduleParameter) else {
+                problem = "no \(moduleParameter)"
+                return
+            }
+            if value.hasPrefix("Y") { return }
+            turnedOn = Self.write("Y")
+            if !turnedOn { problem = "\(moduleParameter) is off and not writable here" }
+        }
 
-    /// Turns the switch back off once this mount's INIT has taken io_uring
-    /// (the kernel asks the switch only at INIT and at the first REGISTER):
-    /// any other FUSE server here would otherwise be offered io_uring, and
-    /// one that took it without registering would have every request held.
-    static func turnOffInModule() { _ = writeModuleParameter("N") }
+        /// INIT is answered (or the mount failed): the switch as it was,
+        /// and the lock to the next mount.
+        func release() {
+            if turnedOn { _ = Self.write("N") }
+            turnedOn = false
+            if lock >= 0 { close(lock) }
+            lock = -1
+        }
 
-    private static func writeModuleParameter(_ value: String) -> Bool {
-        let fd = open(moduleParameter, O_WRONLY | O_CLOEXEC)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        return write(fd, value, 1) == 1
+        deinit { release() }
+
+        private static func write(_ value: String) -> Bool {
+            let fd = open(moduleParameter, O_WRONLY | O_CLOEXEC)
+            guard fd >= 0 else { return false }
+            defer { close(fd) }
+            return Glibc.write(fd, value, 1) == 1
+        }
     }
 
     /// Why this process cannot make the rings the queues need (nil: it

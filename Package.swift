@@ -25,6 +25,8 @@ let package = Package(
         .systemLibrary(name: "CLinuxCalls"),
         // The FUSE kernel protocol (7.45) for the daemon's own request loop.
         .systemLibrary(name: "CFuseKernel"),
+        // io_uring by raw system calls (no liburing), for FUSE over io_uring.
+        .systemLibrary(name: "CIoUring"),
 
         // Layers 1-3: objects, store, snapshots. No FUSE.
         .target(name: "BuildFSCore", dependencies: [
@@ -44,7 +46,7 @@ let package = Package(
         ]),
 
         // Layer 4: the FUSE daemon. Needs the store, never the CLI.
-        .target(name: "BuildFSMount", dependencies: ["BuildFSCore", "CFuse3", "CFuseKernel", "CLinuxCalls"]),
+        .target(name: "BuildFSMount", dependencies: ["BuildFSCore", "CFuse3", "CFuseKernel", "CIoUring", "CLinuxCalls"]),
 
         // Layer 5: the command line.
         .executableTarget(name: "buildfs", dependencies: [

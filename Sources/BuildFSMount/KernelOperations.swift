@@ -7,8 +7,8 @@ import Glibc
 /// PassthroughFileSystem method that serves it, inside the descriptor
 /// cache's gate.
 extension PassthroughFileSystem {
-    func serve(_ kernelRequest: KernelRequest, on channel: KernelChannel) {
-        let request = Request(kernelRequest, on: channel)
+    func serve(_ kernelRequest: KernelRequest, on sink: any ReplySink) {
+        let request = Request(kernelRequest, replyingTo: sink)
         table.cache.serving(table) {
             if !dispatch(kernelRequest, request) { request.reply(error: EINVAL) }
         }

@@ -11,6 +11,9 @@ public enum MountDaemon {
     public static func serve(mountpoint: String, upper: String, options: [String], snapshot: SnapshotLayer? = nil,
                              ready: () -> Void) throws {
         raiseFileLimit()
+        let ringRequested = KernelRing.isRequested(in: ProcessInfo.processInfo.environment)
+        let moduleSwitch = ringRequested ? KernelRing.ModuleSwitch() : nil
+        if let problem = moduleSwitch?.problem { daemonLog("io_uring: \(problem)") }
         // The kernel leaves the caller's umask to the daemon (DONT_MASK),
         // which applies it per request (creationMode): its own must be 0.
         umask(0)
@@ -35,8 +38,23 @@ public enum MountDaemon {
         // Only over a snapshot: measured, plain mounts read as fast either way.
         if snapshot != nil, let problem = KernelReadAhead.raise(mountpoint: resolvedMountpoint) { daemonLog(problem) }
         let session = KernelSession(channel: try mount.channel())
-        let connection = try session.start(fileSystem.initTerms)
-        let transport = "own FUSE loop, \(servingThreads) threads, \(connection.summary)"
+        var terms = fileSystem.initTerms
+        if ringRequested {
+            if let reason = KernelRing.unavailableReason() {
+                daemonLog("io_uring transport not used (\(reason)): serving over /dev/fuse")
+            } else {
+                terms.wanted.insert(.overIoUring)
+            }
+        }
+        let connection = try session.start(terms)
+        moduleSwitch?.release()
+        let handler: KernelSession.Handler = { request, sink in fileSystem.serve(request, on: sink) }
+        let ring = startRing(if: terms.wanted.contains(.overIoUring), session: session, connection: connection,
+                             handler: handler)
+        let transport = ring.map {
+            "own FUSE loop over io_uring, \($0.queueCount) queues of \($0.entriesPerQueue) entries "
+                + "(and 1 thread on /dev/fuse), \(connection.summary)"
+        } ?? "own FUSE loop, \(servingThreads) threads, \(connection.summary)"
         daemonLog(MountRegistry.transportLogMessage(transport))
         MountRegistry.recordTransport(transport, for: mountpoint)
         if connection.granted.contains(.passthrough) {
@@ -51,8 +69,31 @@ public enum MountDaemon {
         stopSignals.whenReceived {
             mount.unmount()
             session.stop()
+            ring?.stop()
         }
-        try session.serve(threads: servingThreads) { request, channel in fileSystem.serve(request, on: channel) }
+        // Over io_uring, /dev/fuse still carries FORGET and INTERRUPT: one
+        // thread reads it.
+        try session.serve(threads: ring == nil ? servingThreads : 1, handler: handler)
+        ring?.stop()
+    }
+
+    /// The io_uring transport when it was asked for (`wanted`) and the
+    /// kernel granted it; nil otherwise, or when it could not be set up
+    /// (said in the log): the session is then served over /dev/fuse.
+    static func startRing(if wanted: Bool, session: KernelSession, connection: KernelConnection,
+                          handler: @escaping KernelSession.Handler) -> KernelRing? {
+        guard wanted else { return nil }
+        guard connection.granted.contains(.overIoUring) else {
+            daemonLog("io_uring transport not used (the kernel did not offer it: \(KernelRing.moduleParameter) "
+                      + "is off): serving over /dev/fuse")
+            return nil
+        }
+        do {
+            return try KernelRing.start(fuse: session.channel, connection: connection, handler: handler)
+        } catch {
+            daemonLog("io_uring transport not used (\(error)): serving over /dev/fuse")
+            return nil
+        }
     }
 
     /// Loop threads: requests block on the upper file system and, over a

@@ -4,15 +4,16 @@ import Glibc
 
 /// One request from the kernel and the way to answer it. Every operation of
 /// PassthroughFileSystem answers through this, exactly once (FORGET never),
-/// in the daemon's own terms; the wire format is KernelReplies'.
+/// in the daemon's own terms; the wire format is KernelReplies', the
+/// transport the sink's (/dev/fuse or an io_uring entry).
 struct Request {
-    private let channel: KernelChannel
+    private let sink: any ReplySink
     private let unique: UInt64
     /// Who asks: the calling process's fsuid, fsgid and pid.
     let caller: (uid: uid_t, gid: gid_t, pid: pid_t)
 
-    init(_ request: KernelRequest, on channel: KernelChannel) {
-        self.channel = channel
+    init(_ request: KernelRequest, replyingTo sink: any ReplySink) {
+        self.sink = sink
         unique = request.unique
         caller = (request.uid, request.gid, request.pid)
     }
@@ -32,42 +33,42 @@ struct Request {
         caller.pid > 0 && Capabilities.held(capability, by: "\(caller.pid)")
     }
 
-    func reply(error code: Int32) { channel.reply(unique: unique, error: code) }
+    func reply(error code: Int32) { sink.reply(unique: unique, error: code) }
 
-    func replySuccess() { channel.reply(unique: unique, error: 0) }
+    func replySuccess() { sink.reply(unique: unique, error: 0) }
 
-    func reply(entry: Entry) { channel.reply(unique: unique, entry.kernelEntry) }
+    func reply(entry: Entry) { sink.reply(unique: unique, entry.kernelEntry) }
 
     func reply(attributes: stat, timeout: Double) {
-        channel.reply(unique: unique, buildfs_fuse_attr_out(attributes: attributes, timeout: timeout))
+        sink.reply(unique: unique, buildfs_fuse_attr_out(attributes: attributes, timeout: timeout))
     }
 
-    func reply(open: OpenFile) { channel.reply(unique: unique, open.kernelOpen) }
+    func reply(open: OpenFile) { sink.reply(unique: unique, open.kernelOpen) }
 
-    func reply(created entry: Entry, open: OpenFile) { channel.reply(unique: unique, entry.kernelEntry, open.kernelOpen) }
+    func reply(created entry: Entry, open: OpenFile) { sink.reply(unique: unique, entry.kernelEntry, open.kernelOpen) }
 
-    func reply(written count: Int) { channel.reply(unique: unique, buildfs_fuse_write_out(written: count)) }
+    func reply(written count: Int) { sink.reply(unique: unique, buildfs_fuse_write_out(written: count)) }
 
-    func reply(bytes: UnsafeRawBufferPointer) { channel.reply(unique: unique, bytes: bytes) }
+    func reply(bytes: UnsafeRawBufferPointer) { sink.reply(unique: unique, bytes: bytes) }
 
     /// The pieces' bytes, one after the other (nothing copied here).
-    func reply(pieces: [UnsafeRawBufferPointer]) { channel.reply(unique: unique, pieces: pieces) }
+    func reply(pieces: [UnsafeRawBufferPointer]) { sink.reply(unique: unique, pieces: pieces) }
 
-    /// `size` bytes of `fd` from `offset` (fewer at its end), spliced from
-    /// the file into the reply where possible. A failed read is answered
-    /// with its error.
+    /// `size` bytes of `fd` from `offset` (fewer at its end): spliced from
+    /// the file into the reply over /dev/fuse, read into the entry over
+    /// io_uring. A failed read is answered with its error.
     func reply(dataOf fd: Int32, offset: off_t, size: Int) {
-        channel.replyData(unique: unique, fd: fd, offset: Int64(offset), size: size)
+        sink.replyData(unique: unique, fd: fd, offset: Int64(offset), size: size)
     }
 
-    func reply(fileSystem info: statvfs) { channel.reply(unique: unique, buildfs_fuse_statfs_out(info)) }
+    func reply(fileSystem info: statvfs) { sink.reply(unique: unique, buildfs_fuse_statfs_out(info)) }
 
     /// Not a reply: the kernel's cached attributes of inode `number` are
     /// stale (changed by the daemon on its own, see dropSetID).
-    func invalidateAttributes(of number: UInt64) { channel.invalidateAttributes(of: number) }
+    func invalidateAttributes(of number: UInt64) { sink.invalidateAttributes(of: number) }
 
     /// The size an xattr value or list would need (asked with size 0).
-    func reply(attributeSize size: Int) { channel.reply(unique: unique, buildfs_fuse_getxattr_out(needed: size)) }
+    func reply(attributeSize size: Int) { sink.reply(unique: unique, buildfs_fuse_getxattr_out(needed: size)) }
 }
 
 /// A name the kernel may cache, with its inode's attributes; number 0 is a

@@ -349,6 +349,45 @@ _Static_assert(offsetof(struct buildfs_fuse_init_out, request_timeout) == 40, "i
 _Static_assert(sizeof(struct buildfs_fuse_backing_map) == 16, "fuse_backing_map");
 _Static_assert(sizeof(struct buildfs_fuse_notify_inval_inode_out) == 24, "fuse_notify_inval_inode_out");
 
+// ---- FUSE over io_uring (7.42; FUSE_OVER_IO_URING): KernelRing
+// The commands (sqe->cmd_op of an IORING_OP_URING_CMD on /dev/fuse).
+#define BUILDFS_FUSE_IO_URING_CMD_REGISTER         1  // give the kernel an entry to fill
+#define BUILDFS_FUSE_IO_URING_CMD_COMMIT_AND_FETCH 2  // reply, and take the entry back for the next request
+#define BUILDFS_FUSE_URING_IN_OUT_HEADER_SZ 128
+#define BUILDFS_FUSE_URING_OP_IN_OUT_SZ 128
+
+// The kernel's bookkeeping of one entry, after the two header areas.
+struct buildfs_fuse_uring_ent_in_out {
+    uint64_t flags;
+    uint64_t commit_id;     // what COMMIT_AND_FETCH names the request by (its unique)
+    uint32_t payload_sz;    // bytes in the payload: the request's other arguments, then the reply's
+    uint32_t padding;
+    uint64_t reserved;
+};
+
+// An entry's header buffer (iovec 0 at REGISTER; iovec 1 is the payload).
+struct buildfs_fuse_uring_req_header {
+    char in_out[BUILDFS_FUSE_URING_IN_OUT_HEADER_SZ];  // fuse_in_header in, fuse_out_header out
+    char op_in[BUILDFS_FUSE_URING_OP_IN_OUT_SZ];       // the request's first argument (its fixed struct)
+    struct buildfs_fuse_uring_ent_in_out ring_ent_in_out;
+};
+
+// The command in the SQE's extra 80 bytes (IORING_SETUP_SQE128).
+struct buildfs_fuse_uring_cmd_req {
+    uint64_t flags;
+    uint64_t commit_id;     // COMMIT_AND_FETCH: the request replied to
+    uint16_t qid;           // the queue: a CPU number
+    uint8_t padding[6];
+};
+
+_Static_assert(sizeof(struct buildfs_fuse_uring_ent_in_out) == 32, "fuse_uring_ent_in_out");
+_Static_assert(sizeof(struct buildfs_fuse_uring_req_header) == 288, "fuse_uring_req_header");
+_Static_assert(offsetof(struct buildfs_fuse_uring_req_header, op_in) == 128, "fuse_uring_req_header.op_in");
+_Static_assert(offsetof(struct buildfs_fuse_uring_req_header, ring_ent_in_out) == 256,
+               "fuse_uring_req_header.ring_ent_in_out");
+_Static_assert(sizeof(struct buildfs_fuse_uring_cmd_req) == 24, "fuse_uring_cmd_req");
+_Static_assert(offsetof(struct buildfs_fuse_uring_cmd_req, qid) == 16, "fuse_uring_cmd_req.qid");
+
 // ---- /dev/fuse ioctls (_IOR/_IOW(229, n, ...)); ioctl is variadic, so
 // ---- Swift reaches it through these wrappers.
 #define BUILDFS_FUSE_DEV_IOC_CLONE         0x8004e500UL  // _IOR(229, 0, uint32_t)

@@ -4,12 +4,14 @@
 // _GNU_SOURCE (which must not be defined here: the module would then
 // disagree with SwiftGlibc about system structs). Variadic syscall() needs
 // a wrapper too.
+#include <errno.h>
 #include <unistd.h>
 #include <fcntl.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/xattr.h>
 #include <sys/vfs.h>
+#include <string.h>
 
 #define BUILDFS_O_PATH 010000000
 #define BUILDFS_AT_EMPTY_PATH 0x1000
@@ -86,6 +88,20 @@ static inline int buildfs_rwlock_init_writer_first(pthread_rwlock_t *lock) {
 
 static inline int buildfs_fallocate(int fd, int mode, off_t offset, off_t length) {
     return (int)syscall(SYS_fallocate, fd, mode, offset, length);
+}
+
+/// Keeps the calling thread on CPU `cpu` only (sched_setaffinity of this
+/// thread; pthread_setaffinity_np and the CPU_SET macros need _GNU_SOURCE).
+static inline int buildfs_pin_thread_to_cpu(int cpu) {
+    unsigned long mask[1024 / (8 * sizeof(unsigned long))];
+    const int bits = (int)(8 * sizeof(unsigned long));
+    if (cpu < 0 || cpu >= 1024) {
+        errno = EINVAL;
+        return -1;
+    }
+    memset(mask, 0, sizeof mask);
+    mask[cpu / bits] = 1UL << (cpu % bits);
+    return (int)syscall(SYS_sched_setaffinity, 0, sizeof mask, mask);
 }
 
 #endif

@@ -55,43 +55,11 @@ final class KernelChannel: Sendable {
         }
     }
 
-    /// A reply without payload: `error` 0 is success (RELEASE, FLUSH,
-    /// UNLINK...), else the errno the caller gets.
-    @discardableResult
-    func reply(unique: UInt64, error: Int32) -> Int32 {
-        send(unique: unique, error: error, count: 0) { _ in UnsafeRawBufferPointer(start: nil, count: 0) }
-    }
-
-    /// A successful reply of one fixed struct (entry_out, attr_out, ...).
-    @discardableResult
-    func reply<T: BitwiseCopyable>(unique: UInt64, _ value: T) -> Int32 {
-        withUnsafeBytes(of: value) { bytes in send(unique: unique, error: 0, count: 1) { _ in bytes } }
-    }
-
-    /// A successful reply of two fixed structs (CREATE: entry_out, open_out).
-    @discardableResult
-    func reply<A: BitwiseCopyable, B: BitwiseCopyable>(unique: UInt64, _ first: A, _ second: B) -> Int32 {
-        withUnsafeBytes(of: first) { a in
-            withUnsafeBytes(of: second) { b in send(unique: unique, error: 0, count: 2) { $0 == 0 ? a : b } }
-        }
-    }
-
-    /// A successful reply of bytes (a directory listing, a link target, an
-    /// xattr value, read data).
-    @discardableResult
-    func reply(unique: UInt64, bytes: UnsafeRawBufferPointer) -> Int32 {
-        send(unique: unique, error: 0, count: 1) { _ in bytes }
-    }
-
-    /// A successful reply gathered from several pieces, in order.
+    /// A successful reply gathered from several pieces, in order (the
+    /// other shapes of reply are ReplySink's, on `send`).
     @discardableResult
     func reply(unique: UInt64, parts: UnsafeRawBufferPointer...) -> Int32 {
         reply(unique: unique, pieces: parts)
-    }
-
-    @discardableResult
-    func reply(unique: UInt64, pieces: [UnsafeRawBufferPointer]) -> Int32 {
-        send(unique: unique, error: 0, count: pieces.count) { pieces[$0] }
     }
 
     /// Replies to a READ with up to `size` bytes of `fd` from `offset`,
@@ -144,8 +112,7 @@ final class KernelChannel: Sendable {
 
     /// Writes the out header and `count` pieces in one writev (the kernel
     /// takes a reply in one write). The iovecs live on the stack.
-    private func send(unique: UInt64, error: Int32, count: Int,
-                      _ piece: (Int) -> UnsafeRawBufferPointer) -> Int32 {
+    func send(unique: UInt64, error: Int32, count: Int, _ piece: (Int) -> UnsafeRawBufferPointer) -> Int32 {
         withUnsafeTemporaryAllocation(of: iovec.self, capacity: count + 1) { vectors in
             var length = Self.outHeaderSize
             for index in 0..<count {
@@ -207,14 +174,8 @@ final class KernelChannel: Sendable {
     /// The fallback: pread until `size` bytes or the end, then one writev.
     private func copy(unique: UInt64, from fd: Int32, offset: Int64, size: Int) -> Int32 {
         withUnsafeTemporaryAllocation(byteCount: size, alignment: 16) { buffer in
-            var filled = 0
-            while filled < size {
-                let n = pread(fd, buffer.baseAddress! + filled, size - filled, off_t(offset) + off_t(filled))
-                if n < 0 && errno == EINTR { continue }
-                if n < 0 { return reply(unique: unique, error: errno) }
-                if n == 0 { break }
-                filled += n
-            }
+            let filled = readReplyData(of: fd, at: offset, into: buffer)
+            if filled < 0 { return reply(unique: unique, error: Int32(-filled)) }
             return reply(unique: unique, bytes: UnsafeRawBufferPointer(rebasing: buffer[..<filled]))
         }
     }

@@ -119,7 +119,7 @@ final class ScenarioRun {
     }
 
     /// The mount's counters from `buildfs stats --json` (bytesServedFromStore,
-    /// filesCopiedUp, ...). The daemon publishes them once a second, so this
+    /// filesCopiedUp, ...). The daemon publishes them four times a second, so this
     /// polls up to `seconds` for `until` to hold; the last counters and the
     /// command's outcome either way.
     func mountCounters(waitingUpTo seconds: Double = 5,

@@ -25,8 +25,8 @@ final class DescriptorCache: @unchecked Sendable {
         var limits = rlimit()
         getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limits)
         // What the inode cache may hold: the limit less a reserve for open
-        // files, directory streams, libfuse's splice pipes (two per worker
-        // thread) and the store's packs.
+        // files, directory streams, the loop threads' descriptors and splice
+        // pipes (three per thread) and the store's packs.
         let total = Int(min(limits.rlim_cur, 1 << 20))
         limit = max(256, total - max(1024, total / 4))
         gate = .allocate(capacity: 1)

@@ -135,7 +135,10 @@ struct CibuildwheelContainerTests {
                 try checkout(fixture: "skbuild-ext", to: project)
                 try configure(project)
             }
-            try change?(project)
+            if let change {
+                waitPastMtimeResolution()
+                try change(project)
+            }
             let output = directory.sub("wheelhouse-" + name)
             let result = lab.buildWheel(project: project, output: output)
             let log = result.stdout + result.stderr

@@ -164,9 +164,19 @@ func write(_ text: String, to path: String) throws {
 /// new mtimes (`cp -r`, like `git clone`). Both fixtures build the same C
 /// sources (Fixtures/c-sources), which land in the checkout's src/.
 func checkout(fixture: String, to path: String) throws {
+    waitPastMtimeResolution()
     let copied = runCommand(["/bin/sh", "-c", "cp -r \"$1/$2\" \"$3\" && cp -r \"$1/c-sources\" \"$3/src\"",
                              "checkout", Repo.fixtures, fixture, path], timeout: 60)
     guard copied.succeeded else { throw ContainerTestFailure("cp \(fixture): \(copied.summary)") }
+}
+
+/// cibuildwheel copies the project into the container with tar, which keeps
+/// whole seconds of mtime: a checkout or an edit made within a second of
+/// the previous build's compiles could look older than their objects, and
+/// the build skip them (on a fast machine it did). A checkout a CI job makes
+/// is always seconds later; this makes the tests' ones so too.
+func waitPastMtimeResolution() {
+    Thread.sleep(forTimeInterval: 1.5)
 }
 
 /// The wheels in a cibuildwheel output directory.

@@ -267,7 +267,7 @@ struct KernelLoopProtocolTests {
         #expect(try kernel.reply() == Reply(unique: 24, error: 0, payload: [UInt8](repeating: 0, count: 3_000)))
 
         let first: [UInt8] = [1, 2, 3], second: [UInt8] = [4, 5]
-        first.withUnsafeBytes { a in second.withUnsafeBytes { b in _ = channel.reply(unique: 25, parts: a, b) } }
+        first.withUnsafeBytes { a in second.withUnsafeBytes { b in _ = channel.reply(unique: 25, pieces: [a, b]) } }
         #expect(try kernel.reply() == Reply(unique: 25, error: 0, payload: [1, 2, 3, 4, 5]))
         let entry = buildfs_fuse_entry_out(node: 5, attributes: sampleStat(), entryTimeout: 1, attributeTimeout: 1)
         let open = buildfs_fuse_open_out(handle: 8, flags: BUILDFS_FOPEN_KEEP_CACHE)

@@ -39,16 +39,6 @@ struct DirectoryEntries {
         return withUnsafeBytes(of: record) { append($0, name: name) }
     }
 
-    mutating func add(name: String, inode: UInt64, mode: mode_t, nextOffset: UInt64) -> Bool {
-        var name = name
-        return name.withUTF8 { add(name: UnsafeRawBufferPointer($0), inode: inode, mode: mode, nextOffset: nextOffset) }
-    }
-
-    mutating func addPlus(name: String, entry: buildfs_fuse_entry_out, nextOffset: UInt64) -> Bool {
-        var name = name
-        return name.withUTF8 { addPlus(name: UnsafeRawBufferPointer($0), entry: entry, nextOffset: nextOffset) }
-    }
-
     /// Copies `fixed` and `name`, zero-pads to 8 bytes; false, changing
     /// nothing, when the padded record does not fit.
     private mutating func append(_ fixed: UnsafeRawBufferPointer, name: UnsafeRawBufferPointer) -> Bool {

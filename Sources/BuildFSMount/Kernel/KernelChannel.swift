@@ -55,13 +55,6 @@ final class KernelChannel: Sendable {
         }
     }
 
-    /// A successful reply gathered from several pieces, in order (the
-    /// other shapes of reply are ReplySink's, on `send`).
-    @discardableResult
-    func reply(unique: UInt64, parts: UnsafeRawBufferPointer...) -> Int32 {
-        reply(unique: unique, pieces: parts)
-    }
-
     /// Replies to a READ with up to `size` bytes of `fd` from `offset`,
     /// moved from the file's page cache into the reply by splice, without
     /// a copy through this process. Fewer bytes when the file ends sooner

@@ -65,23 +65,6 @@ struct KernelRequest {
     /// A reader that walks the arguments in order: struct, names, data.
     func reader() -> KernelArgumentReader { KernelArgumentReader(arguments) }
 
-    /// The payload of the first extension of `type` (after its 8-byte
-    /// header); nil when there is none or the extensions do not add up.
-    func extensionPayload(type: UInt32) -> UnsafeRawBufferPointer? {
-        var rest = extensions
-        let headerSize = MemoryLayout<buildfs_fuse_ext_header>.size
-        while rest.count >= headerSize {
-            let extensionHeader = rest.baseAddress!.loadUnaligned(as: buildfs_fuse_ext_header.self)
-            let size = Int(extensionHeader.size)
-            guard size >= headerSize, size <= rest.count else { return nil }
-            if extensionHeader.type == type { return UnsafeRawBufferPointer(rebasing: rest[headerSize..<size]) }
-            // Each extension is padded to 8 bytes.
-            let padded = (size + 7) & ~7
-            guard padded <= rest.count else { return nil }
-            rest = UnsafeRawBufferPointer(rebasing: rest[padded...])
-        }
-        return nil
-    }
 }
 
 /// Walks a request's arguments front to back; each step returns nil

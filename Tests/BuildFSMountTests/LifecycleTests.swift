@@ -167,6 +167,27 @@ import TestSupport
         #expect(second.unmount().status == 0)
     }
 
+    /// SIGTERM to the daemon while a process has its working directory in
+    /// the mount: the mount is detached at once, and the daemon's loop
+    /// threads, blocked in reads the lazy unmount does not end, are woken
+    /// so that it exits within seconds instead of serving on.
+    @Test(.enabled(if: MountKind.current == .buildfs, "buildfs's daemon"))
+    func sigtermEndsTheDaemonOfABusyMount() throws {
+        let mounted = try mount()
+        let busy = try Child(["sh", "-c", "cd '\(mnt)' && exec sleep 30"], stdout: -1, stderr: -1)
+        defer {
+            kill(busy.pid, SIGKILL)
+            _ = busy.wait()
+        }
+        #expect(waitUntil(seconds: 5) { (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(busy.pid)/cwd")) == mnt })
+        let daemons = mounted.daemonPIDs()
+        try #require(!daemons.isEmpty, "no daemon found for \(mnt)")
+        for pid in daemons { kill(pid, SIGTERM) }
+        #expect(waitUntil(seconds: 6) { daemons.allSatisfy { kill($0, 0) != 0 } },
+                "the daemon still runs 6 s after SIGTERM with \(mnt) busy")
+        #expect(!mountPoints(under: directory.path).contains(mnt), "still in the mount table")
+    }
+
     /// kill -9 of the daemon: calls on the mountpoint fail at once (no hang),
     /// `buildfs umount` recovers it, what was written and closed before the
     /// kill is in the upper directory, and a new mount works.

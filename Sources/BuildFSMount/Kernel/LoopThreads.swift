@@ -50,10 +50,12 @@ final class LoopThreads: Sendable {
         stopping.store(true, ordering: .releasing)
         let started = threads.withLock { $0.all }
         // A thread between its check of `isStopping` and its wait misses a
-        // signal: signal again until all have ended.
-        for _ in 0..<500 where runningCount > 0 {
+        // signal: signal again every 10 ms until all have ended (5 s at most).
+        var attempts = 0
+        while runningCount > 0 && attempts < 500 {
             for thread in started { pthread_kill(thread, Self.wakeUpSignal) }
             usleep(10_000)
+            attempts += 1
         }
     }
 

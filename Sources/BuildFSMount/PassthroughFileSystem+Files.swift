@@ -105,10 +105,9 @@ extension PassthroughFileSystem {
 
     /// A stub is read from the store (a damaged or missing chunk is an I/O
     /// error for the reader and a named error in the log: never wrong
-    /// bytes); anything else is spliced from the upper file, or copied when
-    /// the READ is larger than `largestSplicedRead`. A failed splice is
-    /// answered with its error by the splice itself: replying again would
-    /// answer twice.
+    /// bytes); anything else is replied from the upper file by the
+    /// transport (spliced or copied: ReplySink.replyData), which answers a
+    /// failed read with its error itself: replying again would answer twice.
     func read(_ request: Request, _ ino: UInt64, _ size: Int, _ offset: off_t, handle: RegularFileHandle) {
         let inode: Inode
         let stub: StubContent?
@@ -129,35 +128,11 @@ extension PassthroughFileSystem {
             return
         }
         do {
-            try withDescriptor(inode, handle, O_RDONLY) { fd in
-                if size <= Self.largestSplicedRead {
-                    request.reply(dataOf: fd, offset: offset, size: size)
-                    return
-                }
-                // Until full or the end: a short reply reads as the file's end.
-                let bytes = try [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
-                    count = 0
-                    while count < size {
-                        let n = try sys("pread") { pread(fd, buffer.baseAddress! + count, size - count, offset + off_t(count)) }
-                        if n == 0 { break }
-                        count += n
-                    }
-                }
-                bytes.withUnsafeBytes { request.reply(bytes: $0) }
-            }
+            try withDescriptor(inode, handle, O_RDONLY) { fd in request.reply(dataOf: fd, offset: offset, size: size) }
         } catch {
             replyError(request, error)
         }
     }
-
-    /// Splicing a READ needs a pipe as large as the reply (plus a page for
-    /// the header), and a pipe grows to at most 1 MiB (fs.pipe-max-size)
-    /// while the kernel reads ahead in READs of up to 1 MiB
-    /// (KernelReadAhead). Larger READs are copied here; measured on
-    /// libfuse's loop with 1 MiB READs, a 256 MiB file read after it was
-    /// written took 0.19 s instead of 0.31 s (0.14 s with the kernel's
-    /// 128 KiB READs, spliced).
-    static let largestSplicedRead = 256 << 10
 
     /// Replies with the pieces' bytes in place: each chunk's storage is
     /// pinned by one nested closure while the reply is written.

@@ -60,7 +60,9 @@ final class KernelChannel: Sendable {
     /// a copy through this process. Fewer bytes when the file ends sooner
     /// (a short reply is how the reader learns of the end). Copies with
     /// pread instead when splicing cannot be done (not a regular file, a
-    /// file system without splice, a file that shrank meanwhile).
+    /// file system without splice, a file that shrank meanwhile, or a READ
+    /// the pipe cannot hold: a pipe grows to at most fs.pipe-max-size,
+    /// 1 MiB, and a 1 MiB READ needs two pages more).
     @discardableResult
     func replyData(unique: UInt64, fd: Int32, offset: Int64, size: Int) -> Int32 {
         var status = stat()

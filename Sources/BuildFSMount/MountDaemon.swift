@@ -11,9 +11,13 @@ public enum MountDaemon {
     public static func serve(mountpoint: String, upper: String, options: [String], snapshot: SnapshotLayer? = nil,
                              ready: () -> Void) throws {
         raiseFileLimit()
-        let ringRequested = KernelRing.isRequested(in: ProcessInfo.processInfo.environment)
-        let moduleSwitch = ringRequested ? KernelRing.ModuleSwitch() : nil
-        if let problem = moduleSwitch?.problem { daemonLog("io_uring: \(problem)") }
+        let ringChoice = KernelRing.choice(in: ProcessInfo.processInfo.environment)
+        // Why the ring does not serve, once known: in the log when it was
+        // insisted on, else on the transport line only (a log of nothing
+        // but the transport line goes with the mount).
+        var ringNotUsed: String?
+        let moduleSwitch = ringChoice != .off ? KernelRing.ModuleSwitch() : nil
+        if let problem = moduleSwitch?.problem { ringNotUsed = problem }
         // The kernel leaves the caller's umask to the daemon (DONT_MASK),
         // which applies it per request (creationMode): its own must be 0.
         umask(0)
@@ -39,9 +43,9 @@ public enum MountDaemon {
         if snapshot != nil, let problem = KernelReadAhead.raise(mountpoint: resolvedMountpoint) { daemonLog(problem) }
         let session = KernelSession(channel: try mount.channel())
         var terms = fileSystem.initTerms
-        if ringRequested {
+        if ringChoice != .off && ringNotUsed == nil {
             if let reason = KernelRing.unavailableReason() {
-                daemonLog("io_uring transport not used (\(reason)): serving over /dev/fuse")
+                ringNotUsed = reason
             } else {
                 terms.wanted.insert(.overIoUring)
             }
@@ -49,12 +53,23 @@ public enum MountDaemon {
         let connection = try session.start(terms)
         moduleSwitch?.release()
         let handler: KernelSession.Handler = { request, sink in fileSystem.serve(request, on: sink) }
-        let ring = startRing(if: terms.wanted.contains(.overIoUring), session: session, connection: connection,
-                             handler: handler)
+        let ring: KernelRing?
+        do {
+            ring = try startRing(if: terms.wanted.contains(.overIoUring), session: session, connection: connection,
+                                 handler: handler)
+        } catch {
+            ring = nil
+            ringNotUsed = error.reason
+        }
+        if ringChoice == .insisted, let ringNotUsed {
+            daemonLog("io_uring transport not used (\(ringNotUsed)): serving over /dev/fuse")
+        }
         let transport = ring.map {
-            "own FUSE loop over io_uring, \($0.queueCount) queues of \($0.entriesPerQueue) entries "
+            "own FUSE loop over io_uring, \($0.queueCount) queues of \($0.threadsPerQueue) threads "
                 + "(and 1 thread on /dev/fuse), \(connection.summary)"
-        } ?? "own FUSE loop, \(servingThreads) threads, \(connection.summary)"
+        } ?? "own FUSE loop, \(servingThreads) threads"
+            + (ringChoice == .off ? " (io_uring switched off)" : ringNotUsed.map { " (not over io_uring: \($0))" } ?? "")
+            + ", \(connection.summary)"
         daemonLog(MountRegistry.transportLogMessage(transport))
         MountRegistry.recordTransport(transport, for: mountpoint)
         if connection.granted.contains(.passthrough) {
@@ -77,22 +92,25 @@ public enum MountDaemon {
         ring?.stop()
     }
 
+    /// Why the ring does not serve a session.
+    struct RingNotUsed: Error {
+        var reason: String
+    }
+
     /// The io_uring transport when it was asked for (`wanted`) and the
-    /// kernel granted it; nil otherwise, or when it could not be set up
-    /// (said in the log): the session is then served over /dev/fuse.
+    /// kernel granted it; nil when not wanted. Throws why it is not used
+    /// when not granted or it could not be set up: the session is then
+    /// served over /dev/fuse.
     static func startRing(if wanted: Bool, session: KernelSession, connection: KernelConnection,
-                          handler: @escaping KernelSession.Handler) -> KernelRing? {
+                          handler: @escaping KernelSession.Handler) throws(RingNotUsed) -> KernelRing? {
         guard wanted else { return nil }
         guard connection.granted.contains(.overIoUring) else {
-            daemonLog("io_uring transport not used (the kernel did not offer it: \(KernelRing.moduleParameter) "
-                      + "is off): serving over /dev/fuse")
-            return nil
+            throw RingNotUsed(reason: "the kernel did not offer it")
         }
         do {
             return try KernelRing.start(fuse: session.channel, connection: connection, handler: handler)
         } catch {
-            daemonLog("io_uring transport not used (\(error)): serving over /dev/fuse")
-            return nil
+            throw RingNotUsed(reason: "\(error)")
         }
     }
 

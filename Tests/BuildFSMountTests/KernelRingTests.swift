@@ -171,6 +171,17 @@ struct KernelRingEntryTests {
         #expect(KernelRing.possibleCPUs("0,2-3\n") == 3)
         #expect(KernelRing.possibleCPUs(nil) == 1)
     }
+
+    @Test func theRingIsTheDefaultAndSwitchedOffByZero() {
+        #expect(KernelRing.choice(in: [:]) == .wherePossible)
+        #expect(KernelRing.choice(in: [KernelRing.environmentVariable: "0"]) == .off)
+        #expect(KernelRing.choice(in: [KernelRing.environmentVariable: "1"]) == .insisted)
+        // Several threads a queue, fewer on big machines, never one.
+        #expect(KernelRing.threadsPerQueue(queues: 1) == 4)
+        #expect(KernelRing.threadsPerQueue(queues: 2) == 4)
+        #expect(KernelRing.threadsPerQueue(queues: 4) == 2)
+        #expect(KernelRing.threadsPerQueue(queues: 64) == 2)
+    }
 }
 
 /// The daemon over io_uring against the real kernel: a real workload from
@@ -229,5 +240,72 @@ struct KernelRingMountTests {
 
         #expect(mount.unmount().status == 0)
         #expect(waitUntil(seconds: 10) { fuseDaemons(serving: mnt).isEmpty })
+    }
+
+    /// BUILDFS_FUSE_IO_URING=0: /dev/fuse, and the transport line says why.
+    @Test(.enabled(if: MountKind.current == .buildfs, "buildfs's daemon"))
+    func switchedOffItServesDevFuse() throws {
+        let directory = TemporaryDirectory("buildfs-ring-off")
+        for name in ["upper", "mnt"] { mkdir(directory.sub(name), 0o755) }
+        let mnt = directory.sub("mnt")
+        let started = Run.command(MountKind.buildfs.mountCommand(mnt, upper: directory.sub("upper"), options: []),
+                                  timeout: 30, environment: [KernelRing.environmentVariable: "0"])
+        try #require(started.status == 0, "mount: \(started.summary)")
+        let mount = MountUnderTest(adopting: mnt, upper: directory.sub("upper"), keeping: directory)
+        #expect(Run.command(["bash", "-c", "echo hi > f && cat f"], directory: mnt).stdout == "hi\n")
+        let transport = MountRegistry.transport(for: MountPreflight.resolvedPath(mnt)) ?? ""
+        #expect(transport.hasPrefix("own FUSE loop, \(MountDaemon.servingThreads) threads (io_uring switched off)"),
+                "transport: \(transport)")
+        #expect(mount.unmount().status == 0)
+    }
+
+    /// The default where the kernel offers it, with several threads per
+    /// queue: a request that waits (a read whose block the remote store has
+    /// not sent) holds its own thread only, and the next request from the
+    /// same CPU is answered at once. With one thread per queue the lookup
+    /// below waited for the read.
+    @Test(.enabled(if: KernelRingMountTests.ringCanBeTurnedOn,
+                   "needs buildfs's daemon and the fuse module's enable_uring on or writable (root, FUSE over io_uring)"))
+    func aWaitingReadHoldsNoOtherRequestOfItsCPU() throws {
+        let directory = TemporaryDirectory("buildfs-ring-wait")
+        let source = directory.sub("source")
+        for name in ["source", "upper", "mnt"] { mkdir(directory.sub(name), 0o755) }
+        // The prefetch goes in tree order: the small file comes after 48 MiB.
+        #expect(try Shell.bash("""
+            head -c \(48 << 20) /dev/urandom > '\(source)/aa-big' && echo 'the last file' > '\(source)/zz-small' \
+              && echo other > '\(source)/other'
+            """).status == 0)
+        let server = try NginxServer()
+        let imported = try Shell.run([Shell.buildfs, "import", source, "--key", "wait", "--store", server.url,
+                                      "--cache-dir", directory.sub("saver")])
+        try #require(imported.status == 0, "\(imported.stderr)")
+        let proxy = try LatencyProxy(target: server.port, delayMilliseconds: 0)
+        let mnt = directory.sub("mnt")
+        let mounted = try Shell.run([Shell.buildfs, "mount", mnt, "--upper", directory.sub("upper"), "--from", "wait",
+                                     "--store", proxy.url(of: server), "--cache-dir", directory.sub("cache")])
+        proxy.pause()
+        defer {
+            proxy.resume()
+            _ = try? Shell.run([Shell.buildfs, "umount", mnt])
+        }
+        try #require(mounted.status == 0, "\(mounted.stderr)")
+        let transport = MountRegistry.transport(for: MountPreflight.resolvedPath(mnt)) ?? ""
+        try #require(transport.contains("over io_uring"), "transport: \(transport)")
+
+        let output = OutputFile()
+        let reader = try Child(["taskset", "-c", "0", "cat", mnt + "/zz-small"], stdout: output.fd)
+        usleep(500_000)
+        try #require(reader.isRunning, "the read did not wait: its block was fetched before the pause")
+        let start = Date()
+        // A lookup: metadata, which the mount has (the data of "other" may
+        // share the waiting block).
+        let looked = Run.command(["taskset", "-c", "0", "stat", "-c", "%s", mnt + "/other"], timeout: 30)
+        let took = Date().timeIntervalSince(start)
+        #expect(looked.status == 0 && looked.stdout == "6\n", "\(looked.summary)")
+        #expect(took < 1.5, "a lookup from the same CPU took \(took) s behind the waiting read")
+        #expect(reader.isRunning, "the read ended while the server sent nothing")
+        proxy.resume()
+        #expect(reader.wait() == 0)
+        #expect(output.contents() == "the last file\n")
     }
 }

@@ -24,7 +24,14 @@ public final class LatencyProxy: @unchecked Sendable {
         server.url.replacingOccurrences(of: ":\(server.port)/", with: ":\(port)/")
     }
 
+    /// Stops forwarding (SIGSTOP): connections stay open, nothing moves.
+    public func pause() { kill(child.pid, SIGSTOP) }
+
+    /// Forwards again (SIGCONT).
+    public func resume() { kill(child.pid, SIGCONT) }
+
     deinit {
+        kill(child.pid, SIGCONT)
         kill(child.pid, SIGKILL)
         _ = child.wait()
     }

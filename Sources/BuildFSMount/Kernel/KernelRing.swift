@@ -10,18 +10,23 @@ import Synchronization
 /// the same entries, a commit and the next fetch in one system call.
 ///
 /// The kernel keeps one queue per possible CPU and puts a request in the
-/// queue of the CPU its caller runs on; each queue here is a thread pinned
-/// to that CPU with its own io_uring and `entriesPerQueue` entries
-/// (KernelRingQueue). FORGET, INTERRUPT and notifications still go over
-/// /dev/fuse, so the caller keeps a KernelSession loop there.
+/// queue of the CPU its caller runs on; each queue here is served by
+/// `threadsPerQueue` threads pinned to that CPU, each with its own io_uring
+/// and one entry (KernelRingQueue), so a request that waits (an fsync, a
+/// block fetched from a remote store) holds only its own thread: the kernel
+/// gives the CPU's next request to another thread's free entry. Pinning is
+/// what pays: unpinned, the same threads read a snapshot slower than the
+/// /dev/fuse loop (measured: 1.55 s against 1.49 s; pinned 1.31 s).
+/// FORGET, INTERRUPT and notifications still go over /dev/fuse, so the
+/// caller keeps a KernelSession loop there.
 ///
-/// Used only when asked for (`isRequested`) and granted at INIT. Once the
+/// Used unless switched off (`isWanted`) when granted at INIT. Once the
 /// kernel has granted it, it holds every request until each queue has
 /// registered an entry, or until a REGISTER fails, which makes it fall back
 /// to /dev/fuse for good: `start` makes sure of one or the other.
 final class KernelRing: Sendable {
     let queueCount: Int
-    let entriesPerQueue: Int
+    let threadsPerQueue: Int
     private let threads = LoopThreads()
 
     /// What kept the ring from serving; the daemon then serves over /dev/fuse.
@@ -33,10 +38,27 @@ final class KernelRing: Sendable {
         var description: String { "io_uring queue \(queue): \(step) failed: \(String(cString: strerror(code)))" }
     }
 
-    /// The environment switch: BUILDFS_FUSE_IO_URING=1.
+    /// The environment switch: BUILDFS_FUSE_IO_URING=0 serves /dev/fuse
+    /// only; =1 insists, and says in the log why the ring is not used.
     static let environmentVariable = "BUILDFS_FUSE_IO_URING"
 
-    static func isRequested(in environment: [String: String]) -> Bool { environment[environmentVariable] == "1" }
+    enum Choice {
+        case off, wherePossible, insisted
+    }
+
+    static func choice(in environment: [String: String]) -> Choice {
+        switch environment[environmentVariable] {
+        case "0": .off
+        case "1": .insisted
+        default: .wherePossible
+        }
+    }
+
+    /// Threads per queue: enough that a waiting request rarely holds a
+    /// CPU's next one (4 on two CPUs, as the /dev/fuse loop's ten threads
+    /// are), at least 2 on big machines, where each thread's entry buffer
+    /// (max_write) adds up.
+    static func threadsPerQueue(queues: Int) -> Int { max(2, min(4, 8 / max(1, queues))) }
 
     /// The fuse module's switch: the kernel offers io_uring at INIT only
     /// while it is Y.
@@ -111,34 +133,36 @@ final class KernelRing: Sendable {
         return max(1, count)
     }
 
-    private init(queueCount: Int, entriesPerQueue: Int) {
+    private init(queueCount: Int) {
         self.queueCount = queueCount
-        self.entriesPerQueue = entriesPerQueue
+        threadsPerQueue = Self.threadsPerQueue(queues: queueCount)
     }
 
-    /// Starts a thread per queue, each registering its entries, and returns
-    /// once all have (the kernel then serves every request through them),
-    /// or throws the first failure once the kernel has fallen back to
-    /// /dev/fuse and the threads have ended. `fuse` is the session's
+    /// Starts the threads of every queue, each registering its entry, and
+    /// returns once all have (the kernel then serves every request through
+    /// them), or throws the first failure once the kernel has fallen back
+    /// to /dev/fuse and the threads have ended. `fuse` is the session's
     /// channel; `connection` sizes the payloads.
-    static func start(fuse: KernelChannel, connection: KernelConnection, entriesPerQueue: Int = 8,
+    static func start(fuse: KernelChannel, connection: KernelConnection,
                       handler: @escaping KernelSession.Handler) throws(SetupFailure) -> KernelRing {
-        let ring = KernelRing(queueCount: possibleCPUs(), entriesPerQueue: entriesPerQueue)
+        let ring = KernelRing(queueCount: possibleCPUs())
         let payloadSize = KernelSession.receiveBufferSize(maxWrite: connection.maxWrite)
         let gate = SetupGate()
         for cpu in 0..<ring.queueCount {
-            let queue = KernelRingQueue(id: UInt16(cpu), entries: entriesPerQueue, payloadSize: payloadSize, fuse: fuse)
-            let started = ring.threads.start { [threads = ring.threads] in
-                if buildfs_pin_thread_to_cpu(Int32(cpu)) != 0 {
-                    daemonLog("io_uring queue \(cpu): cannot pin its thread: \(String(cString: strerror(errno)))")
+            for _ in 0..<ring.threadsPerQueue {
+                let queue = KernelRingQueue(id: UInt16(cpu), entries: 1, payloadSize: payloadSize, fuse: fuse)
+                let started = ring.threads.start { [threads = ring.threads] in
+                    if buildfs_pin_thread_to_cpu(Int32(cpu)) != 0 {
+                        daemonLog("io_uring queue \(cpu): cannot pin its thread: \(String(cString: strerror(errno)))")
+                    }
+                    gate.report(queue.register())
+                    guard gate.verdict() else { return }
+                    queue.serve(handler: handler, threads: threads)
                 }
-                gate.report(queue.register())
-                guard gate.verdict() else { return }
-                queue.serve(handler: handler, threads: threads)
+                if !started { gate.report(SetupFailure(queue: UInt16(cpu), step: "starting its thread", code: EAGAIN)) }
             }
-            if !started { gate.report(SetupFailure(queue: UInt16(cpu), step: "starting its thread", code: EAGAIN)) }
         }
-        if let failure = gate.collect(reports: ring.queueCount, seconds: 10) {
+        if let failure = gate.collect(reports: ring.queueCount * ring.threadsPerQueue, seconds: 10) {
             abandon(fuse: fuse)
             gate.decide(serve: false)
             ring.threads.joinAll()

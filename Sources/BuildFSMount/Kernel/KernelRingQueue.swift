@@ -2,12 +2,13 @@ import CFuseKernel
 import CIoUring
 import Glibc
 
-/// One queue of FUSE over io_uring: the io_uring of one thread (the one
-/// pinned to CPU `id`, whose processes' requests the kernel puts in this
-/// queue), with `entries` registered with the kernel. The thread waits for
-/// an entry to complete (a request is in it), serves the request, and
-/// commits the reply with COMMIT_AND_FETCH, which also gives the entry
-/// back for the next request.
+/// One thread's part of a queue of FUSE over io_uring: the io_uring of a
+/// thread pinned to CPU `id` (whose processes' requests the kernel puts in
+/// this queue), with `entries` registered with the kernel. The thread
+/// waits for an entry to complete (a request is in it), serves the request,
+/// and commits the reply with COMMIT_AND_FETCH, which also gives the entry
+/// back for the next request. Several threads may serve one queue, each
+/// with its own ring and entries (KernelRing).
 ///
 /// Used by its thread only (hence @unchecked Sendable): `register` then
 /// `serve`. Closing the ring (deinit) makes the kernel cancel what is

@@ -2,15 +2,20 @@
 """A TCP proxy that adds network latency, for benchmarks and tests on a
 machine without netem (tc qdisc) in its kernel.
 
-    bench/latency-proxy.py --target 127.0.0.1:8080 --delay-ms 5 [--listen-port 0]
+    bench/latency-proxy.py --target 127.0.0.1:8080 --delay-ms 5 [--rate-mbit 1000] [--listen-port 0]
 
 Every chunk of bytes read from one side is written to the other side
 DELAY ms after it was read, in both directions, so a request/response
-round trip costs 2 * DELAY more (RTT = 2 * DELAY). Order is kept, and the
-bandwidth is not limited: chunks in flight are pipelined (a chunk read at
-time t is written at t + DELAY, not after the previous chunk's delay), as
-on a long fat link whose TCP window is never the limit. Connection setup
-is not delayed by itself; the first bytes each way are.
+round trip costs 2 * DELAY more (RTT = 2 * DELAY). Order is kept, and
+chunks in flight are pipelined (a chunk read at time t is written at
+t + DELAY, not after the previous chunk's delay), as on a long fat link
+whose TCP window is never the limit. Connection setup is not delayed by
+itself; the first bytes each way are.
+
+With --rate-mbit R, each direction is also a link of R Mbit/s shared by
+every connection, as a runner's uplink is: a chunk leaves once the link
+has sent what was read before it, and takes its size / R to send, then
+DELAY to arrive. Without it the bandwidth is not limited.
 
 It listens on 127.0.0.1 only, prints the port it listens on (one line on
 stdout) once it accepts connections, and on SIGTERM or SIGINT prints its
@@ -41,9 +46,13 @@ MAX_QUEUED = 128 * 1024 * 1024
 
 
 class LatencyProxy:
-    def __init__(self, target, delay_ms, listen_host="127.0.0.1"):
+    def __init__(self, target, delay_ms, listen_host="127.0.0.1", rate_mbit=0):
         self.target = target
         self.delay = delay_ms / 1000.0
+        # Bytes a second each way (0: not limited), and when each link is
+        # free again (loop time).
+        self.rate = rate_mbit * 1e6 / 8
+        self._link_free = {"bytes_up": 0.0, "bytes_down": 0.0}
         self.listen_host = listen_host
         self.stats = {"connections": 0, "open": 0, "bytes_up": 0, "bytes_down": 0}
         self._server = None
@@ -120,7 +129,11 @@ class LatencyProxy:
                     data = await reader.read(CHUNK)
                 except OSError:
                     data = b""
-                queue.put_nowait((loop.time() + self.delay, data or None))
+                sent = loop.time()
+                if self.rate and data:
+                    sent = max(sent, self._link_free[counter]) + len(data) / self.rate
+                    self._link_free[counter] = sent
+                queue.put_nowait((sent + self.delay, data or None))
                 if not data:
                     break
                 self.stats[counter] += len(data)
@@ -141,7 +154,7 @@ def parse_target(text):
 
 
 async def serve(args):
-    proxy = LatencyProxy(args.target, args.delay_ms)
+    proxy = LatencyProxy(args.target, args.delay_ms, rate_mbit=args.rate_mbit)
     port = await proxy.start(args.listen_port)
     print(port, flush=True)
     stopping = asyncio.Event()
@@ -168,6 +181,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--target", type=parse_target, required=True, help="HOST:PORT to forward to")
     parser.add_argument("--delay-ms", type=float, required=True, help="one-way delay D (RTT = 2 D)")
+    parser.add_argument("--rate-mbit", type=float, default=0,
+                        help="bandwidth each way in Mbit/s, shared by all connections (default: not limited)")
     parser.add_argument("--listen-port", type=int, default=0, help="port on 127.0.0.1 (default: any free one)")
     parser.add_argument("--stats", help="write the counters here as JSON (on exit and on SIGUSR1)")
     args = parser.parse_args(argv)

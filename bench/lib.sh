@@ -641,15 +641,16 @@ bench_nginx_step() {
         END { printf "%d %d %d %d %d %d %d\n", n, up, down, conns, m["GET"], m["PUT"], m["HEAD"] }'
 }
 
-# bench_proxy_start TARGET_PORT DELAY_MS: bench/latency-proxy.py on a free
-# 127.0.0.1 port, forwarding to 127.0.0.1:TARGET_PORT with every chunk held
-# DELAY_MS each way (RTT = 2 DELAY_MS). Sets BENCH_PROXY_PID and
+# bench_proxy_start TARGET_PORT DELAY_MS [RATE_MBIT]: bench/latency-proxy.py on
+# a free 127.0.0.1 port, forwarding to 127.0.0.1:TARGET_PORT with every chunk
+# held DELAY_MS each way (RTT = 2 DELAY_MS), over a link of RATE_MBIT each way
+# shared by all connections if given (else unlimited). Sets BENCH_PROXY_PID and
 # BENCH_PROXY_PORT; its counters go to BENCH_PROXY_STATS (JSON, at stop).
 bench_proxy_start() {
     local out i
     out=$(mktemp)
     BENCH_PROXY_STATS=${BENCH_PROXY_STATS:-$out.json}
-    python3 "$_BENCH_LIB_DIR/latency-proxy.py" --target "127.0.0.1:$1" --delay-ms "$2" \
+    python3 "$_BENCH_LIB_DIR/latency-proxy.py" --target "127.0.0.1:$1" --delay-ms "$2" --rate-mbit "${3:-0}" \
         --stats "$BENCH_PROXY_STATS" >"$out" 2>/dev/null & BENCH_PROXY_PID=$!
     for (( i = 0; i < 100; i++ )); do
         BENCH_PROXY_PORT=$(head -n 1 "$out")

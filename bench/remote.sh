@@ -38,6 +38,8 @@
 #              so a rebuild during the run does not change what is measured
 #   ROUNDS     rounds per RTT (default 3)
 #   RTTS       round-trip times in ms (default "0 10 50")
+#   RATE_MBIT  the link's bandwidth each way in Mbit/s, shared by every
+#              connection (default 0: not limited)
 #   CAP        seconds a buildfs command may take (default 150)
 #   STEPS      steps to run (default "first change restore mount trace")
 #   TRACE_PAUSE  seconds between mount and reads in the trace step (default 0:
@@ -53,6 +55,7 @@ BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 bench_paths remote
 ROUNDS=${ROUNDS:-3}
 RTTS=${RTTS:-0 10 50}
+RATE_MBIT=${RATE_MBIT:-0}
 CAP=${CAP:-150}
 STEPS=${STEPS:-first change restore mount trace}
 TRACE_PAUSE=${TRACE_PAUSE:-0}
@@ -222,7 +225,7 @@ step_mount() {
 CHANGE=0
 START_TIME=$EPOCHREALTIME
 for RTT in $RTTS; do
-    bench_proxy_start "$BENCH_NGINX_PORT" "$(awk -v r="$RTT" 'BEGIN { print r / 2 }')"
+    bench_proxy_start "$BENCH_NGINX_PORT" "$(awk -v r="$RTT" 'BEGIN { print r / 2 }')" "$RATE_MBIT"
     PURL=http://127.0.0.1:$BENCH_PROXY_PORT/cache
     mkdir -p "$DATA/$RTT"
     SKIP=""
@@ -293,7 +296,8 @@ reqs() { echo "$(medreq "$1" 1) req ($(medreq "$1" 4) conn), $(mb "$(medreq "$1"
     bench_machine_lines "$WORK_ROOT"
     echo "- load: 2 cores shared with other engineers' builds and tests during the run; 1-min load average after each step: $(sort -g "$DATA/load" | head -n 1) to $(sort -g "$DATA/load" | tail -n 1) (median $(bench_median "$DATA/load"))"
     echo "- server: $(nginx -v 2>&1 | sed 's/^nginx version: //') with WebDAV PUT on 127.0.0.1, Bazel's documented config; curl $(curl --version | awk 'NR == 1 { print $2 }'), zstd $(zstd -V | grep -o 'v[0-9.]*' | head -n 1), $(tar --version | head -n 1)"
-    echo "- network: bench/latency-proxy.py between every client and nginx, each chunk of bytes held RTT/2 each way, order kept, bandwidth not limited (pipelined); RTT 0 goes through it too. TCP connects are not delayed by it (a real network adds one RTT per new connection)"
+    if [[ $RATE_MBIT == 0 ]]; then bandwidth="bandwidth not limited (pipelined)"; else bandwidth="each direction a link of $RATE_MBIT Mbit/s shared by all connections"; fi
+    echo "- network: bench/latency-proxy.py between every client and nginx, each chunk of bytes held RTT/2 each way, order kept, $bandwidth; RTT 0 goes through it too. TCP connects are not delayed by it (a real network adds one RTT per new connection)"
     echo "- buildfs: $("$BIN" --version 2>/dev/null || echo '?'), repo revision $REVISION when the run started, $BINARY_LINE${SOURCES_STATE:+; Sources/ had uncommitted changes of other work when the run started: $SOURCES_STATE}"
     echo "- tree: $(mb "$TREE_BYTES") (du -sb), $TREE_FILES files (make-build-tree.sh); its tar.zst (zstd -3): $(mb "$ARCHIVE_BYTES"); first byte read from its largest file, $LARGEST ($(mb "$LARGEST_BYTES"))"
     echo "- method: $ROUNDS rounds per RTT, buildfs and tar.zst alternating which goes first; medians; \`sync\` before each timed command; scratch trees moved aside, not deleted, while measuring; a buildfs command is stopped after $CAP s (\"> $CAP s\"), and a step whose first round was stopped skips buildfs in its later rounds at that RTT"

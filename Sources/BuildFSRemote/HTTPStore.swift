@@ -186,25 +186,37 @@ public final class HTTPStore: Store {
 
     /// The index lines first, the ref last: the ref is what makes a
     /// snapshot exist (lookups only take index lines whose ref exists), so
-    /// a failure anywhere before it leaves no snapshot behind.
+    /// a failure anywhere before it leaves no snapshot behind. Each step's
+    /// requests go side by side, so a save costs three round trips here
+    /// whatever the RTT: the map with each index entry read and rewritten,
+    /// then the ref with each entry read back.
     public func writeRef(_ ref: SnapshotRef) throws {
         try refuseIfReadOnly()
         try SnapshotKey.validate(ref.key)
         var ref = ref
-        ref.packMap = try writeMap(of: ref).hex
-        // The entries are independent: updated side by side.
+        let (map, mapID) = try packMap(of: ref)
+        ref.packMap = mapID.hex
         let prefixes = PrefixIndex.prefixes(of: ref.key)
-        let updates = TransferQueue(threads: prefixes.count)
-        for prefix in prefixes { try updates.submit { [self, ref] in try record(ref, under: prefix) } }
-        try updates.finish()
-        try transport.store(endpoint.url(.ac, PrefixIndex.refID(for: ref.key)), try ref.encoded())
+        let sends = TransferQueue(threads: prefixes.count + 1)
+        try sends.submit { [self] in
+            try transport.store(endpoint.url(.cas, mapID), map)
+            keepMap(mapID, map)
+        }
+        for prefix in prefixes { try sends.submit { [self, ref] in try record(ref, under: prefix) } }
+        try sends.finish()
+        let last = TransferQueue(threads: prefixes.count + 1)
+        try last.submit { [self, ref] in
+            try transport.store(endpoint.url(.ac, PrefixIndex.refID(for: ref.key)), try ref.encoded())
+        }
+        for prefix in prefixes { try last.submit { [self, ref] in try confirm(ref, under: prefix) } }
+        try last.finish()
     }
 
-    /// Sends the pack map of `ref`'s snapshot: every object reachable from
-    /// it, found in the packs of the snapshots opened and of this process's
-    /// uploads. Objects in neither (a parent that is gone) are packed from
-    /// the cache and sent first.
-    private func writeMap(of ref: SnapshotRef) throws -> ObjectID {
+    /// The pack map of `ref`'s snapshot, encoded, and its id: every object
+    /// reachable from it, found in the packs of the snapshots opened and of
+    /// this process's uploads. Objects in neither (a parent that is gone)
+    /// are packed from the cache and sent first.
+    private func packMap(of ref: SnapshotRef) throws -> (bytes: [UInt8], id: ObjectID) {
         var trees = Set<ObjectID>()
         let reachable = try Reachability.mark([ref], in: self) { trees.insert($0) }.keys
         var (map, unknown) = catalog.map(of: reachable, trees: trees)
@@ -223,22 +235,28 @@ public final class HTTPStore: Store {
         }
         let bytes = map.encode()
         let id = ObjectID.hashing(bytes)
-        try transport.store(endpoint.url(.cas, id), bytes)
-        keepMap(id, bytes)
         catalog.add(map, id: id)
-        return id
+        return (bytes, id)
     }
 
-    /// Adds `ref` to the index entry of `prefix`; reads the entry back and
-    /// merges again when another runner's write replaced ours meanwhile.
+    /// Adds `ref` to the index entry of `prefix` (read, merged, written).
     private func record(_ ref: SnapshotRef, under prefix: String) throws {
         let url = endpoint.url(.ac, PrefixIndex.entryID(for: prefix))
+        let current = try indexEntry(url, prefix: prefix)
+        if current.contains(where: { $0.key == ref.key && $0.created >= ref.created }) { return }
+        try transport.store(url, try PrefixIndex.encode(PrefixIndex.merging(ref, into: current), prefix: prefix))
+    }
+
+    /// Reads the entry of `prefix` back, and records `ref` again when
+    /// another runner's write replaced ours meanwhile (twice at most).
+    private func confirm(_ ref: SnapshotRef, under prefix: String) throws {
+        let url = endpoint.url(.ac, PrefixIndex.entryID(for: prefix))
         for _ in 0..<3 {
+            // Give a racing writer's PUT time to land before checking.
+            Thread.sleep(forTimeInterval: Double.random(in: 0.01...0.04))
             let current = try indexEntry(url, prefix: prefix)
             if current.contains(where: { $0.key == ref.key && $0.created >= ref.created }) { return }
             try transport.store(url, try PrefixIndex.encode(PrefixIndex.merging(ref, into: current), prefix: prefix))
-            // Give a racing writer's PUT time to land before checking.
-            Thread.sleep(forTimeInterval: Double.random(in: 0.02...0.1))
         }
     }
 

@@ -51,8 +51,22 @@ final class BlockFetcher: @unchecked Sendable {
     private var inFlight = 0
     private var inFlightInBackground = 0
     private var inFlightNow = 0
-    /// A mount's prefetch leaves most connections to the reads that wait.
-    private var backgroundLimit: Int { max(1, maxThreads / 4) }
+    /// A mount's prefetch leaves most connections to the reads that wait,
+    /// but keeps about a round trip's worth of requests in flight: a
+    /// quarter of the threads per 10 ms of RTT (4 requests of 1 MiB every
+    /// 10 ms is 400 MB/s, more than a walk through a mount reads), leaving
+    /// two threads to reads. Measured at RTT 50 ms, reading a whole 332 MB
+    /// snapshot through a fresh mount: 4 in flight 2.5 s, 16 in flight 1.9 s.
+    private var backgroundLimit: Int {
+        Self.backgroundLimit(threads: maxThreads, roundTripMicros: transport.counters.fastestAnswer.load(ordering: .relaxed))
+    }
+
+    /// `roundTripMicros` Int.max: not measured yet.
+    static func backgroundLimit(threads: Int, roundTripMicros: Int) -> Int {
+        let base = max(1, threads / 4)
+        let scaled = roundTripMicros == .max ? base : base * max(1, roundTripMicros / 10_000)
+        return min(scaled, max(base, threads - 2))
+    }
     /// Blocks were cached since the last flush of the cache.
     private var unflushed = false
     /// Whether the server answers Range requests; nil until the first

@@ -104,9 +104,12 @@ final class HTTPTransport: Sendable {
     /// The resource's bytes, or nil when the server does not have it.
     /// A body longer than `maxLength` is refused.
     func fetch(_ url: String, maxLength: Int) throws -> [UInt8]? {
+        let start = ContinuousClock.now
         guard let response = try send(.GET, url, body: nil, maxBody: maxLength) else { return nil }
         let bytes = response.body.map { Array($0.readableBytesView) } ?? []
         counters.received(bytes.count)
+        // A small answer took about one round trip.
+        if bytes.count <= 64 << 10 { counters.answered(after: ContinuousClock.now - start) }
         return bytes
     }
 
@@ -247,6 +250,19 @@ final class HTTPTransport: Sendable {
 final class TransferCounters: Sendable {
     let gets = Atomic<Int>(0), puts = Atomic<Int>(0), retries = Atomic<Int>(0)
     let bytesSent = Atomic<Int>(0), bytesReceived = Atomic<Int>(0)
+    /// The quickest answer to a small GET, in microseconds: the round trip
+    /// to the server, about (Int.max until one came).
+    let fastestAnswer = Atomic<Int>(.max)
+
+    func answered(after duration: Duration) {
+        let micros = Int(duration.components.seconds) * 1_000_000 + Int(duration.components.attoseconds / 1_000_000_000_000)
+        var current = fastestAnswer.load(ordering: .relaxed)
+        while micros < current {
+            let (exchanged, original) = fastestAnswer.compareExchange(expected: current, desired: micros, ordering: .relaxed)
+            if exchanged { break }
+            current = original
+        }
+    }
 
     func requested(_ method: HTTPMethod) {
         switch method {

@@ -33,6 +33,11 @@ public final class HTTPStore: Store {
     private let fetcher: BlockFetcher
     /// Pack maps fetched or written, kept by id (they are checked on load).
     private let mapsDirectory: String
+    /// The key of the last save from each source directory, by a hash of
+    /// the source: a hint, read beside the index (see newestRef).
+    private let lastSavesDirectory: String
+    /// Pack uploads going on behind a finished writer.
+    private let pendingUploads = Mutex<[TransferQueue]>([])
 
     public var location: String { endpoint.base }
     /// The local store that caches this remote store.
@@ -44,6 +49,7 @@ public final class HTTPStore: Store {
         transport = try HTTPTransport(endpoint: endpoint, options: options)
         cache = try ReadThroughCache(directory: options.cacheDirectory)
         mapsDirectory = options.cacheDirectory + "/pack-maps"
+        lastSavesDirectory = options.cacheDirectory + "/last-saves"
         fetcher = BlockFetcher(transport: transport, endpoint: endpoint, catalog: catalog, cache: cache,
                                threads: options.parallelTransfers)
     }
@@ -158,13 +164,41 @@ public final class HTTPStore: Store {
         try? replaceFile(mapsDirectory + "/" + id.hex, with: bytes, durable: false)
     }
 
-    /// Sends a pack a writer sealed as one CAS blob; returns its size.
-    func upload(_ sealed: PackWriter.SealedPack) throws -> UInt64 {
+    /// A pack a writer sealed, named and entered in the catalog before it
+    /// is sent (a map built meanwhile finds its objects); its id and size.
+    func catalogue(_ sealed: PackWriter.SealedPack) throws -> (ObjectID, UInt64) {
         let bytes = try FileDescriptor.open(sealed.path, O_RDONLY).readAll(limit: Int(PackMap.maxPackSize))
         let digest = ObjectID.hashing(bytes)
-        try transport.store(endpoint.url(.cas, digest), bytes)
         catalog.add(pack: digest, size: UInt64(bytes.count), entries: sealed.entries)
-        return UInt64(bytes.count)
+        return (digest, UInt64(bytes.count))
+    }
+
+    /// Sends a catalogued pack as one CAS blob (read again: the page cache
+    /// has it, and queued uploads hold no bytes).
+    func upload(_ sealed: PackWriter.SealedPack, as digest: ObjectID) throws {
+        let bytes = try FileDescriptor.open(sealed.path, O_RDONLY).readAll(limit: Int(PackMap.maxPackSize))
+        guard ObjectID.hashing(bytes) == digest else {
+            throw BuildFSError.corruptObject(id: digest.hex, reason: "pack \(sealed.path) changed before it was sent")
+        }
+        try transport.store(endpoint.url(.cas, digest), bytes)
+    }
+
+    /// Uploads a writer left going (RemoteObjectWriter.finish).
+    func uploadsPending(_ uploads: TransferQueue) {
+        pendingUploads.withLock { $0.append(uploads) }
+    }
+
+    /// Waits for every upload a writer left going; the first failure.
+    private func waitForUploads() throws {
+        let queues = pendingUploads.withLock { queues in
+            defer { queues.removeAll() }
+            return queues
+        }
+        var failure: (any Error)?
+        for uploads in queues {
+            do { try uploads.finish() } catch { failure = failure ?? error }
+        }
+        if let failure { throw failure }
     }
 
     public func writing<R>(_ body: (any ObjectWriter) throws -> R) throws -> R {
@@ -174,6 +208,9 @@ public final class HTTPStore: Store {
             return try body(writer)
         } catch {
             writer.abandon()
+            for uploads in pendingUploads.withLock({ queues in defer { queues.removeAll() }; return queues }) {
+                uploads.cancel()
+            }
             throw error
         }
     }
@@ -188,8 +225,9 @@ public final class HTTPStore: Store {
     /// snapshot exist (lookups only take index lines whose ref exists), so
     /// a failure anywhere before it leaves no snapshot behind. Each step's
     /// requests go side by side, so a save costs three round trips here
-    /// whatever the RTT: the map with each index entry read and rewritten,
-    /// then the ref with each entry read back.
+    /// whatever the RTT: the map with each index entry read and rewritten
+    /// (beside the last packs' uploads, which the ref waits for), then the
+    /// ref with each entry read back.
     public func writeRef(_ ref: SnapshotRef) throws {
         try refuseIfReadOnly()
         try SnapshotKey.validate(ref.key)
@@ -203,13 +241,16 @@ public final class HTTPStore: Store {
             keepMap(mapID, map)
         }
         for prefix in prefixes { try sends.submit { [self, ref] in try record(ref, under: prefix) } }
-        try sends.finish()
+        let sent = Result { try sends.finish() }
+        try waitForUploads()
+        try sent.get()
         let last = TransferQueue(threads: prefixes.count + 1)
         try last.submit { [self, ref] in
             try transport.store(endpoint.url(.ac, PrefixIndex.refID(for: ref.key)), try ref.encoded())
         }
         for prefix in prefixes { try last.submit { [self, ref] in try confirm(ref, under: prefix) } }
         try last.finish()
+        rememberSave(ref)
     }
 
     /// The pack map of `ref`'s snapshot, encoded, and its id: every object
@@ -292,12 +333,44 @@ public final class HTTPStore: Store {
     }
 
     /// The newest index line from `source` whose ref exists: one ref read,
-    /// not one per snapshot the server holds.
+    /// not one per snapshot the server holds. The ref this cache last saved
+    /// from `source` is read beside the index entry, as it is usually that
+    /// line: a save after a small change then starts one round trip sooner.
     public func newestRef(from source: SourceDirectory) throws -> SnapshotRef? {
-        for line in try indexed("") where line.source == source {
-            if let ref = try readRef(key: line.key), ref.source == source { return ref }
+        let hint = ProcFile.read(lastSavePath(source), limit: 4096)
+        let hinted = Mutex<SnapshotRef?>(nil)
+        let reads = TransferQueue(threads: 1)
+        if let hint, (try? SnapshotKey.validate(hint)) != nil {
+            // A hint that fails costs nothing: its line is read again below.
+            try reads.submit { [self] in
+                let ref = try? readRef(key: hint)
+                hinted.withLock { $0 = ref }
+            }
+        }
+        let lines: [SnapshotRef]
+        do {
+            lines = try indexed("")
+        } catch {
+            reads.cancel()
+            throw error
+        }
+        try reads.finish()
+        for line in lines where line.source == source {
+            let ref = try (line.key == hint ? hinted.withLock { $0 } : nil) ?? readRef(key: line.key)
+            if let ref, ref.source == source { return ref }
         }
         return nil
+    }
+
+    private func lastSavePath(_ source: SourceDirectory) -> String {
+        lastSavesDirectory + "/" + ObjectID.hashing(Array("\(source.path)\n\(source.device)\n\(source.inode)".utf8)).hex
+    }
+
+    /// Best effort: without it the next save reads the index first.
+    private func rememberSave(_ ref: SnapshotRef) {
+        guard let source = ref.source else { return }
+        try? makeDirectories(lastSavesDirectory)
+        try? replaceFile(lastSavePath(source), with: Array(ref.key.utf8), durable: false)
     }
 
     /// The newest refs the server's index holds (up to PrefixIndex.capacity),

@@ -5,8 +5,10 @@ import Synchronization
 /// to hold (RemoteCatalog: the parent snapshot's packs) are skipped; the
 /// others are compressed into packs in the cache directory, exactly as a
 /// local store writes them, and each pack is sent as one CAS blob as soon
-/// as it is finished, while the next one fills. Durable once `finish`
-/// returns (the server answered every PUT), so the ref can follow.
+/// as it is finished, while the next one fills. `finish` returns once the
+/// last pack is sealed, its uploads still going: the store's writeRef sends
+/// the map and index entries beside them and waits for them before the ref
+/// (HTTPStore.waitForUploads), the one write that makes a snapshot exist.
 final class RemoteObjectWriter: ObjectWriter {
     /// Packs on the wire are smaller than local ones, so that uploads start
     /// early and run side by side.
@@ -28,7 +30,9 @@ final class RemoteObjectWriter: ObjectWriter {
         let sent = bytesSent
         packs = PackWriter(store: store.cache.store, compressionLevel: store.options.compressionLevel,
                            packSize: RemoteObjectWriter.packSize) { [store] sealed in
-            try uploads.submit { sent.total.add(try store.upload(sealed), ordering: .relaxed) }
+            let (digest, size) = try store.catalogue(sealed)
+            sent.total.add(size, ordering: .relaxed)
+            try uploads.submit { try store.upload(sealed, as: digest) }
         }
     }
 
@@ -37,8 +41,9 @@ final class RemoteObjectWriter: ObjectWriter {
         try packs.putAlways(id, content: content)
     }
 
-    /// Seals the last packs and waits for every upload; returns the bytes
-    /// sent (compressed, as the server stores them).
+    /// Seals the last packs and leaves their uploads to the store (see
+    /// above); returns the bytes they send (compressed, as the server
+    /// stores them).
     func finish() throws -> UInt64 {
         do {
             _ = try packs.finish()
@@ -46,7 +51,7 @@ final class RemoteObjectWriter: ObjectWriter {
             uploads.cancel()
             throw error
         }
-        try uploads.finish()
+        store.uploadsPending(uploads)
         return bytesSent.total.load(ordering: .relaxed)
     }
 

@@ -127,6 +127,52 @@ import TestSupport
         #expect(TreeListing(of: out).differences(from: TreeListing(of: source)).isEmpty)
     }
 
+    /// The map and index entries go out beside the last packs' uploads; the
+    /// ref waits for those uploads, so a pack the server refuses leaves no
+    /// snapshot, only index lines that lookups skip.
+    @Test func aPackTheServerRefusesLeavesNoSnapshot() throws {
+        let server = try NginxServer(maxUploadBytes: 512 << 10)
+        let source = dir.sub("source")
+        mkdir(source, 0o755)
+        #expect(try Shell.bash("head -c \(3 << 20) /dev/urandom > '\(source)/noise' && echo hi > '\(source)/small'").status == 0)
+        let save = try buildfs(["import", source, "--key", "refused-1"], cache: "saver", url: server.url)
+        expectOneLineError(save, containing: "413")
+        #expect(server.count("PUT", "ac") > 0, "the index entries went out beside the upload")
+        expectOneLineError(try buildfs(["export", dir.sub("none"), "--from", "refused-1"], cache: "other", url: server.url),
+                           containing: "no snapshot matches")
+        expectOneLineError(try buildfs(["export", dir.sub("none"), "--from", "refused-"], cache: "other", url: server.url),
+                           containing: "no snapshot matches")
+        let listed = try buildfs(["snapshots", "--json"], cache: "other", url: server.url)
+        #expect(listed.status == 0 && !listed.stdout.contains("refused-1"), "\(listed.summary)")
+    }
+
+    /// A save reads the ref its cache last saved from the same directory
+    /// beside the index entry; the parent is still the newest snapshot of
+    /// that directory, whatever the hint says.
+    @Test func aSaveFindsItsParentWhateverItsCacheRemembers() throws {
+        let source = dir.sub("source"), other = dir.sub("other")
+        randomTree(66, budget: 1 << 20, at: source)
+        randomTree(67, budget: 1 << 20, at: other)
+        #expect(try buildfs(["import", source, "--key", "line-1"], cache: "runner").status == 0)
+        #expect(try buildfs(["import", other, "--key", "line-2"], cache: "elsewhere").status == 0)
+        func saveAfterAChange(_ key: String) throws -> String {
+            #expect(try Shell.bash("echo \(key) >> '\(source)/changed'").status == 0)
+            let saved = try buildfs(["import", source, "--key", key], cache: "runner")
+            #expect(saved.status == 0, "\(saved.stderr)")
+            return saved.stdout + saved.stderr
+        }
+        #expect(try saveAfterAChange("line-3").contains("unchanged since 'line-1'"))
+        let hints = dir.sub("runner/last-saves")
+        let remembered = try FileManager.default.contentsOfDirectory(atPath: hints)
+        #expect(remembered.count == 1)
+        #expect(try String(contentsOfFile: hints + "/" + remembered[0], encoding: .utf8) == "line-3")
+        // A hint naming another directory's snapshot, or no key at all.
+        try "line-2".write(toFile: hints + "/" + remembered[0], atomically: true, encoding: .utf8)
+        #expect(try saveAfterAChange("line-4").contains("unchanged since 'line-3'"))
+        try "../not a key\n".write(toFile: hints + "/" + remembered[0], atomically: true, encoding: .utf8)
+        #expect(try saveAfterAChange("line-5").contains("unchanged since 'line-4'"))
+    }
+
     @Test func aMountPrefetchesWhatTheLastJobReadFirst() throws {
         // One file per import, so that each file's chunks have a pack of
         // their own (an import of many files interleaves them in blocks).

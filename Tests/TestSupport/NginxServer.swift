@@ -31,11 +31,15 @@ public final class NginxServer: @unchecked Sendable {
     /// False: Range headers are ignored and whole files sent (as by a cache
     /// server without Range support).
     public let servesRanges: Bool
+    /// The largest upload taken, in bytes (nginx answers 413 above it).
+    public let maxUploadBytes: Int
 
     public init(credentials: (user: String, password: String)? = nil, requestsPerSecond: Int? = nil,
-                tls: Bool = false, serverName: String? = nil, servesRanges: Bool = true) throws {
+                tls: Bool = false, serverName: String? = nil, servesRanges: Bool = true,
+                maxUploadBytes: Int = 1 << 30) throws {
         directory = TemporaryDirectory("buildfs-nginx")
         self.servesRanges = servesRanges
+        self.maxUploadBytes = maxUploadBytes
         self.credentials = credentials
         self.requestsPerSecond = requestsPerSecond
         self.tls = tls
@@ -85,7 +89,7 @@ public final class NginxServer: @unchecked Sendable {
                   root \(directory.sub("data"));
                   dav_methods PUT;
                   create_full_put_path on;
-                  client_max_body_size 1G;
+                  client_max_body_size \(maxUploadBytes);
                   allow all;
                   \(servesRanges ? "" : "max_ranges 0;")
             \(limit)

@@ -115,9 +115,12 @@ import TestSupport
         #expect(waitUntil(seconds: 60) { server.count("PUT", "cas") >= 1 || !saving.isRunning })
         kill(saving.pid, SIGKILL)
         #expect(saving.wait() != 0, "the save finished before it was killed")
-        #expect(server.count("PUT", "ac") == 0, "no index entry or ref before the packs are all sent")
+        // No ref before the packs are all sent (index lines may be: lookups
+        // skip a line whose ref is missing).
         expectOneLineError(try buildfs(["export", dir.sub("none"), "--from", "killed"], cache: "other", url: server.url),
                            containing: "no snapshot matches")
+        let listed = try buildfs(["snapshots", "--json"], cache: "other", url: server.url)
+        #expect(listed.status == 0 && !listed.stdout.contains("\"killed\""), "\(listed.summary)")
 
         // Again, with the cache the killed save left behind.
         let again = try buildfs(["import", source, "--key", "killed"], cache: "cache", url: server.url)

@@ -170,7 +170,8 @@ median() { bench_median "$TIMES/$1.$2"; }
     echo "one rotating. Timed: untar, then \`find\` and \`ls -lR\` each run once untimed and"
     echo "then timed (the second run is the number). Then, once per FUSE filesystem on another"
     echo "fresh mount, the same runs with \`strace -f -e trace=read\` on the daemon, counting its"
-    echo "reads of /dev/fuse (one per request). The round trip is the mean of $PROBES \`getxattr\`"
+    echo "reads of /dev/fuse (one per request; buildfs serves that mount over /dev/fuse, as strace
+sees no io_uring request, and the kernel sends the same ones). The round trip is the mean of $PROBES \`getxattr\`"
     echo "calls of an unset name on one file (the kernel caches no xattrs, so every call reaches"
     echo "the daemon); its median over the rounds is shown."
     echo

@@ -173,13 +173,11 @@ public final class HTTPStore: Store {
         return (digest, UInt64(bytes.count))
     }
 
-    /// Sends a catalogued pack as one CAS blob (read again: the page cache
-    /// has it, and queued uploads hold no bytes).
+    /// Sends a catalogued pack as one CAS blob, read again (the page cache
+    /// has it, and queued uploads hold no bytes) but not hashed again: an
+    /// installed pack is read-only and never rewritten.
     func upload(_ sealed: PackWriter.SealedPack, as digest: ObjectID) throws {
         let bytes = try FileDescriptor.open(sealed.path, O_RDONLY).readAll(limit: Int(PackMap.maxPackSize))
-        guard ObjectID.hashing(bytes) == digest else {
-            throw BuildFSError.corruptObject(id: digest.hex, reason: "pack \(sealed.path) changed before it was sent")
-        }
         try transport.store(endpoint.url(.cas, digest), bytes)
     }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# A/B of buildfs's two FUSE transports, one release binary: today's loop on
-# /dev/fuse ("dev") against FUSE over io_uring ("uring",
-# BUILDFS_FUSE_IO_URING=1, which turns the fuse module's enable_uring on),
+# A/B of buildfs's two FUSE transports, one release binary: the loop on
+# /dev/fuse ("dev", BUILDFS_FUSE_IO_URING=0) against FUSE over io_uring
+# ("uring", BUILDFS_FUSE_IO_URING=1, which turns the fuse module's
+# enable_uring on; the default where the kernel offers it),
 # alternating which goes first every round, a fresh mount each time.
 #
 #   bench/uring-ab.sh [ROUNDS]        (default 5)
@@ -50,7 +51,7 @@ parallel_stats() { find "$1" -type f -print0 | xargs -0 -P 2 -n 500 stat --forma
 # run MODE ROUND: one mount, every workload, one "MODE WORKLOAD SECONDS" line each.
 run() {
     local mode=$1 dir=$WORK_ROOT/$1-$2 log transport
-    local -a env=()
+    local -a env=(BUILDFS_FUSE_IO_URING=0)
     [[ $mode == uring ]] && env=(BUILDFS_FUSE_IO_URING=1)
     mkdir -p "$dir/upper" "$dir/mnt"
     env "${env[@]}" "$BUILDFS" mount "$dir/mnt" --upper "$dir/upper" >/dev/null

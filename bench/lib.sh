@@ -696,3 +696,50 @@ bench_median_capped() {
     if awk -v m="$median" 'BEGIN { exit !(m >= 1e17) }'; then median=$(grep -m 1 '^>' "$1"); fi
     echo "$median"
 }
+
+# bench_fuse_requests COMMAND...: runs COMMAND with the kernel's FUSE request
+# tracepoints on (tracefs, mounted if it is not) and prints, per opcode, the
+# requests sent to any FUSE daemon meanwhile, their summed time from send to
+# answer and the mean, most time first. Sees requests over /dev/fuse and over
+# io_uring alike (strace of the daemon sees only the former). Summed times
+# of requests in flight together (read-ahead) overlap. Fails when COMMAND
+# fails or tracing is not available.
+bench_fuse_requests() {
+    local t=/sys/kernel/tracing rc=0
+    if [[ ! -d $t/events/fuse ]]; then
+        mount -t tracefs nodev "$t" 2>/dev/null || true
+        [[ -d $t/events/fuse ]] || { echo "bench_fuse_requests: no FUSE tracepoints in $t" >&2; return 1; }
+    fi
+    echo 0 >"$t/tracing_on"
+    : >"$t/trace"
+    echo 65536 >"$t/buffer_size_kb"
+    echo 1 >"$t/events/fuse/fuse_request_send/enable"
+    echo 1 >"$t/events/fuse/fuse_request_end/enable"
+    echo 1 >"$t/tracing_on"
+    "$@" || rc=$?
+    echo 0 >"$t/tracing_on"
+    echo 0 >"$t/events/fuse/fuse_request_send/enable"
+    echo 0 >"$t/events/fuse/fuse_request_end/enable"
+    python3 - "$t/trace" <<'PY'
+import collections, re, sys
+sent, totals = {}, collections.defaultdict(lambda: [0, 0.0])
+line_re = re.compile(r"\s(\d+\.\d+): fuse_request_(send|end): connection (\d+) req (\d+)(?: opcode \d+ \((\w+)\))?")
+for line in open(sys.argv[1]):
+    m = line_re.search(line)
+    if not m:
+        continue
+    at, kind, key = float(m.group(1)), m.group(2), (m.group(3), m.group(4))
+    if kind == "send":
+        sent[key] = (at, m.group(5))
+    elif key in sent:
+        start, opcode = sent.pop(key)
+        totals[opcode][0] += 1
+        totals[opcode][1] += at - start
+print(f"{'opcode':<20} {'requests':>8} {'summed':>10} {'mean':>10}")
+for opcode, (n, seconds) in sorted(totals.items(), key=lambda kv: -kv[1][1]):
+    print(f"{opcode:<20} {n:>8} {seconds:>9.3f}s {seconds / n * 1e6:>8.1f}us")
+if sent:
+    print(f"({len(sent)} requests not answered while tracing)")
+PY
+    return "$rc"
+}

@@ -111,6 +111,12 @@ final class Inode: @unchecked Sendable {
         return try cell.state.withLock { (state) throws(E) -> R in try body(&state) }
     }
 
+    /// Runs `body` under the inode's page-cache-fill lock (see LayerStateCell).
+    func withPageCacheFill<R>(_ body: (inout Bool) throws -> R) rethrows -> R {
+        let cell = layerCell.load() ?? layerCell.storeIfNil(LayerStateCell())
+        return try cell.pageCacheFill.withLock { filled in try body(&filled) }
+    }
+
     /// The path through /proc that reopens this file with real access modes.
     var procPath: String { "/proc/self/fd/\(fd)" }
 }

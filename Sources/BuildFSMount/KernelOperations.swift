@@ -9,9 +9,23 @@ import Glibc
 extension PassthroughFileSystem {
     func serve(_ kernelRequest: KernelRequest, on sink: any ReplySink) {
         let request = Request(kernelRequest, replyingTo: sink)
+        if kernelRequest.opcode == .read && readStubOutsideGate(kernelRequest, request) { return }
         table.cache.serving(table) {
             if !dispatch(kernelRequest, request) { request.reply(error: EINVAL) }
         }
+    }
+
+    /// A READ of a stub its OPEN looked up needs no descriptor: it is
+    /// answered outside the gate, so that a page-cache fill waiting for the
+    /// page this READ holds never waits for an eviction (PageCacheFiller).
+    /// False when the READ is not such a one (nothing was replied then).
+    private func readStubOutsideGate(_ kernelRequest: KernelRequest, _ request: Request) -> Bool {
+        var arguments = kernelRequest.reader()
+        guard let snapshot, let read = arguments.read(buildfs_fuse_read_in.self),
+              let inode = try? table.inode(kernelRequest.nodeID),
+              let stub = snapshot.knownStubContent(inode) else { return false }
+        self.read(request, stub, Int(read.size), off_t(Int64(bitPattern: read.offset)))
+        return true
     }
 
     /// Calls the operation `kernelRequest` asks for; false when its

@@ -23,4 +23,10 @@ final class LayerStateCell: Sendable {
     /// Nil until read from the inode's xattrs. The lock also serializes
     /// expansion and copy-up of the inode.
     let state = Mutex<LayerState?>(nil)
+    /// Held while a stub's bytes go into the kernel's page cache
+    /// (SnapshotSide.fillPageCache); true once they went. Copy-up takes it
+    /// before `state`, so no write to the file can start during a fill (the
+    /// kernel would let the fill overwrite it). Reads never take it: a fill
+    /// may wait for a page a read of the same file holds locked.
+    let pageCacheFill = Mutex<Bool>(false)
 }

@@ -62,7 +62,7 @@ private enum Placement {
 /// is the upper directory's own cookie (d_off), valid across opens.
 extension PassthroughFileSystem {
     func opendir(_ request: Request, _ ino: UInt64) {
-        if servesWithoutOpens {
+        if servesDirectoriesWithoutOpens {
             request.reply(error: ENOSYS)
             return
         }
@@ -129,6 +129,7 @@ extension PassthroughFileSystem {
             return
         }
         var listing = DirectoryListing(capacity: size)
+        var fillable: [UInt64] = []
         var failure: Int32 = 0
         directory.state.withLock { state in
             if offset != state.offset {
@@ -149,7 +150,7 @@ extension PassthroughFileSystem {
                         return
                     }
                 }
-                switch place(entry, of: parent, into: &listing, plus: plus) {
+                switch place(entry, of: parent, into: &listing, plus: plus, fillable: &fillable) {
                 case .added, .skipped:
                     state.advance(past: entry)
                 case .full:
@@ -167,13 +168,14 @@ extension PassthroughFileSystem {
         } else {
             listing.send(to: request)
         }
+        filler?.listed(fillable)
     }
 
     /// Adds `entry` to the listing if it fits. With `plus`, an entry but
     /// "." and ".." is looked up (counted as a kernel lookup only if it
     /// fits).
     private func place(_ entry: DirectoryHandle.Pending, of parent: Inode, into listing: inout DirectoryListing,
-                       plus: Bool) -> Placement {
+                       plus: Bool, fillable: inout [UInt64]) -> Placement {
         entry.name.withUnsafeBufferPointer { nameBuffer in
             let name = nameBuffer.baseAddress!
             if let snapshot, snapshot.isInternal(parent, name) { return .skipped }
@@ -200,6 +202,10 @@ extension PassthroughFileSystem {
             guard listing.add(name, entry: found, nextOffset: entry.nextOffset) else {
                 if !isDot { table.forget(found.number, count: 1) } // the kernel will not see it now
                 return .full
+            }
+            if found.attributes.st_mode & S_IFMT == S_IFREG,
+               (1...Int(PageCacheFiller.fileLimit)).contains(found.attributes.st_size) {
+                fillable.append(found.number)
             }
             return .added
         }

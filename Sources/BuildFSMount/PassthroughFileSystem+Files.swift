@@ -9,8 +9,8 @@ import Glibc
 /// an upper file is answered with its backing id, and its reads, writes
 /// and mmaps never come here.
 ///
-/// Without it, a root daemon serves files without opens: it answers the
-/// kernel's first OPEN with ENOSYS, and from then on the kernel opens and
+/// Without it, a root daemon serves files of a mount without a snapshot
+/// without opens: it answers the kernel's first OPEN with ENOSYS, and from then on the kernel opens and
 /// closes files on its own (FUSE "no open" mode) and sends reads and writes
 /// without a handle (fh 0). Every open() and close() is then free of round
 /// trips (a warm walk that reads every file made two per file, more than
@@ -19,6 +19,10 @@ import Glibc
 /// write reopens the upper file through its inode's O_PATH descriptor for
 /// that one request. In this mode the kernel sends no RELEASE, not even for
 /// create(), so create() keeps no descriptor either.
+///
+/// Over a snapshot every OPEN comes here: a small stub opened for reading
+/// is put into the page cache whole (PageCacheFiller), which is only safe
+/// when every open for writing copies its stub up first.
 ///
 /// A daemon without CAP_DAC_OVERRIDE (not root, or root with it dropped)
 /// could not reopen a file that is no longer writable by mode (`cp` of a
@@ -36,7 +40,7 @@ extension PassthroughFileSystem {
 
     func open(_ request: Request, _ ino: UInt64, flags: Int32) {
         let passthrough = table.passthrough.isEnabled
-        if servesWithoutOpens && !passthrough {
+        if servesFilesWithoutOpens && !passthrough {
             request.reply(error: ENOSYS)
             return
         }
@@ -50,7 +54,8 @@ extension PassthroughFileSystem {
             }
             let isStub = readOnly ? try snapshot?.stubContent(inode) != nil : false
             if !readOnly { try snapshot?.copyUpIfStub(inode) }
-            let descriptor = servesWithoutOpens || isStub
+            if isStub { filler?.opened(inode, request: request) }
+            let descriptor = servesFilesWithoutOpens || isStub
                 ? nil : try sys("open") { Glibc.open(inode.procPath, openFlags(flags)) }
             request.reply(open: openFile(RegularFileHandle(descriptor: descriptor), flags: flags))
         }
@@ -118,13 +123,8 @@ extension PassthroughFileSystem {
             replyError(request, error)
             return
         }
-        if let stub, let snapshot {
-            do {
-                reply(request, with: try stub.read(snapshot.layer, size: size, offset: UInt64(offset)))
-            } catch {
-                daemonLog("read of snapshot '\(snapshot.layer.key)' failed: \(error)")
-                request.reply(error: EIO)
-            }
+        if let stub {
+            read(request, stub, size, offset)
             return
         }
         do {
@@ -134,23 +134,21 @@ extension PassthroughFileSystem {
         }
     }
 
-    /// Replies with the pieces' bytes in place: each chunk's storage is
-    /// pinned by one nested closure while the reply is written.
-    private func reply(_ request: Request, with pieces: [StubContent.Piece]) {
-        var parts: [UnsafeRawBufferPointer] = []
-        parts.reserveCapacity(pieces.count)
-        func pin(_ next: Int) {
-            guard next < pieces.count else {
-                request.reply(pieces: parts)
-                return
-            }
-            pieces[next].chunk.withUnsafeBytes { chunk in
-                let range = pieces[next].range
-                if !range.isEmpty { parts.append(UnsafeRawBufferPointer(rebasing: chunk[range])) }
-                pin(next + 1)
-            }
+    /// A read of a stub's bytes from the store.
+    func read(_ request: Request, _ stub: StubContent, _ size: Int, _ offset: off_t) {
+        guard let snapshot else { return request.reply(error: EIO) }
+        do {
+            reply(request, with: try stub.read(snapshot.layer, size: size, offset: UInt64(offset)))
+            filler?.readLargeStub(stub, upTo: UInt64(offset) + UInt64(size))
+        } catch {
+            daemonLog("read of snapshot '\(snapshot.layer.key)' failed: \(error)")
+            request.reply(error: EIO)
         }
-        pin(0)
+    }
+
+    /// Replies with the pieces' bytes in place.
+    private func reply(_ request: Request, with pieces: [StubContent.Piece]) {
+        pieces.withBuffers { request.reply(pieces: $0) }
     }
 
     /// The first write to a stub copies it up. `killSetID`: the kernel asks
@@ -215,6 +213,27 @@ extension PassthroughFileSystem {
             try withDescriptor(inode, handle, O_WRONLY) { fd in try sys("fallocate") { buildfs_fallocate(fd, mode, offset, length) } }
             request.replySuccess()
         }
+    }
+}
+
+extension Array where Element == StubContent.Piece {
+    /// Runs `body` on the pieces' bytes in place: each chunk's storage is
+    /// pinned by one nested closure meanwhile.
+    func withBuffers(_ body: ([UnsafeRawBufferPointer]) -> Void) {
+        var parts: [UnsafeRawBufferPointer] = []
+        parts.reserveCapacity(count)
+        func pin(_ next: Int) {
+            guard next < count else {
+                body(parts)
+                return
+            }
+            self[next].chunk.withUnsafeBytes { chunk in
+                let range = self[next].range
+                if !range.isEmpty { parts.append(UnsafeRawBufferPointer(rebasing: chunk[range])) }
+                pin(next + 1)
+            }
+        }
+        pin(0)
     }
 }
 

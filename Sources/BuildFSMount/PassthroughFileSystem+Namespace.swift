@@ -126,7 +126,7 @@ extension PassthroughFileSystem {
             if let backing = table.passthrough.backingID(for: inode) {
                 request.reply(created: entry(inode, st), open: passthroughFile(backing, flags: requested))
             } else {
-                handedOver = !servesWithoutOpens
+                handedOver = !servesFilesWithoutOpens
                 let handle = RegularFileHandle(descriptor: handedOver ? fd : nil)
                 request.reply(created: entry(inode, st), open: openFile(handle, flags: requested))
             }

@@ -26,19 +26,25 @@ import Glibc
 /// 1. the descriptor gate (DescriptorCache): every request holds it shared
 ///    for its whole run, eviction exclusive between requests;
 /// 2. a directory handle's stream state (DirectoryHandle.state), during
-///    readdir, which may look entries up (4, 5);
-/// 3. an inode's layer state (Inode.withLayerState, one lock per inode):
+///    readdir, which may look entries up (5, 6);
+/// 3. an inode's page-cache-fill lock (Inode.withPageCacheFill): held by a
+///    fill of that stub and by its copy-up, which takes 4 inside it; a fill
+///    holds it while the kernel may wait for a page a READ of the file
+///    holds, so a stub's READ takes neither it nor the gate (see
+///    PageCacheFiller);
+/// 4. an inode's layer state (Inode.withLayerState, one lock per inode):
 ///    held through an expansion or a copy-up of that inode, which call the
-///    snapshot layer (5) but never another inode's layer state;
-/// 4. the inode table (InodeTable.inodes): lookups counted and forgotten;
+///    snapshot layer (6) but never another inode's layer state;
+/// 5. the inode table (InodeTable.inodes): lookups counted and forgotten;
 ///    nothing is called under it but the map and `Inode.isEvictable`;
-/// 5. leaves, which call nothing that locks: the snapshot layer's stub
+/// 6. leaves, which call nothing that locks: the snapshot layer's stub
 ///    notes, link index lock, tree and chunk caches (ByteBudgetCache), the
 ///    read trace's set, and the store's own locks (block cache, pack
 ///    catalog, SingleFlight).
 ///
 /// Per inode without a lock: the O_PATH descriptor (atomic, see Inode) and
-/// the lookup count (changed under 4 only).
+/// the lookup count (changed under 5 only). The PageCacheFiller's queue and
+/// listing order are under its own lock, a leaf.
 public final class PassthroughFileSystem: Sendable {
     let table: InodeTable
     let upperPath: String
@@ -50,12 +56,20 @@ public final class PassthroughFileSystem: Sendable {
     let daemonGID: gid_t
     /// The snapshot side, if the mount has a snapshot under it.
     let snapshot: SnapshotSide?
+    /// Puts small stubs into the page cache as they are opened (snapshot
+    /// mounts only).
+    let filler: PageCacheFiller?
     /// Whether closing an upper file never fails (see UpperFileSystemType).
     let upperCloseReportsNothing: Bool
-    /// FUSE no-open mode: the kernel opens files without asking (see
-    /// PassthroughFileSystem+Files). Only for a daemon that can reopen any
-    /// file for writing, whatever its mode.
-    let servesWithoutOpens: Bool
+    /// FUSE no-open mode for files: the kernel opens them without asking
+    /// (see PassthroughFileSystem+Files). Only for a daemon that can reopen
+    /// any file for writing, whatever its mode, and not over a snapshot:
+    /// there small stubs go into the page cache as they are opened, which is
+    /// only safe when every open for writing comes here first
+    /// (SnapshotSide.fillPageCache).
+    let servesFilesWithoutOpens: Bool
+    /// The same for directories (PassthroughFileSystem+Directories).
+    let servesDirectoriesWithoutOpens: Bool
 
     public init(upper: String, snapshot layer: SnapshotLayer? = nil) throws {
         upperPath = upper
@@ -67,12 +81,15 @@ public final class PassthroughFileSystem: Sendable {
                                            number: UInt64(BUILDFS_FUSE_ROOT_ID), type: S_IFDIR, cache: nil),
                                cache: DescriptorCache(mountFD: Glibc.open(upper, O_RDONLY | O_DIRECTORY | O_CLOEXEC)))
         self.table = table
-        snapshot = layer.map { SnapshotSide(layer: $0, table: table, upperPath: upper) }
+        let snapshot = layer.map { SnapshotSide(layer: $0, table: table, upperPath: upper) }
+        self.snapshot = snapshot
+        filler = snapshot.map { PageCacheFiller(side: $0, table: table) }
         upperCloseReportsNothing = UpperFileSystemType.closeReportsNothing(on: fd)
         daemonUID = geteuid()
         daemonGID = getegid()
         switchesIdentity = daemonUID == 0
-        servesWithoutOpens = Capabilities.daemonOverridesFileModes
+        servesDirectoriesWithoutOpens = Capabilities.daemonOverridesFileModes
+        servesFilesWithoutOpens = servesDirectoriesWithoutOpens && layer == nil
     }
 
     // MARK: replies

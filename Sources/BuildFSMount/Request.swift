@@ -7,7 +7,8 @@ import Glibc
 /// in the daemon's own terms; the wire format is KernelReplies', the
 /// transport the sink's (/dev/fuse or an io_uring entry).
 struct Request {
-    private let sink: any ReplySink
+    /// Also where a PageCacheFiller sends its notifications from.
+    let sink: any ReplySink
     private let unique: UInt64
     /// Who asks: the calling process's fsuid, fsgid and pid.
     let caller: (uid: uid_t, gid: gid_t, pid: pid_t)
@@ -66,6 +67,12 @@ struct Request {
     /// Not a reply: the kernel's cached attributes of inode `number` are
     /// stale (changed by the daemon on its own, see dropSetID).
     func invalidateAttributes(of number: UInt64) { sink.invalidateAttributes(of: number) }
+
+    /// Not a reply: `pieces` become the cached pages of inode `number`
+    /// from offset 0; false if the kernel refused them.
+    func storeInPageCache(of number: UInt64, pieces: [UnsafeRawBufferPointer]) -> Bool {
+        sink.storeInPageCache(of: number, pieces: pieces) == 0
+    }
 
     /// The size an xattr value or list would need (asked with size 0).
     func reply(attributeSize size: Int) { sink.reply(unique: unique, buildfs_fuse_getxattr_out(needed: size)) }

@@ -78,9 +78,14 @@ final class SnapshotSide: Sendable {
         }
     }
 
-    /// Before the first write or truncate, a stub gets its bytes.
+    /// Before the first write or truncate, a stub gets its bytes. Not
+    /// while its bytes go into the page cache (PageCacheFiller).
     func copyUpIfStub(_ inode: Inode) throws {
         guard layerState(inode)?.stub != nil else { return }
+        try inode.withPageCacheFill { _ in try copyUp(inode) }
+    }
+
+    private func copyUp(_ inode: Inode) throws {
         try inode.withLayerState { state in
             guard let stub = state?.stub else { return }
             do {
@@ -92,6 +97,14 @@ final class SnapshotSide: Sendable {
             state?.stub = nil
             state?.content = nil
         }
+    }
+
+    /// The stub content of an inode whose layer state was read already
+    /// (an OPEN of it did), found without touching its descriptor: what a
+    /// READ outside the descriptor gate may use (PassthroughFileSystem.serve).
+    func knownStubContent(_ inode: Inode) -> StubContent? {
+        guard inode.isRegularFile else { return nil }
+        return inode.withLayerState { state in state?.stub != nil ? state?.content : nil }
     }
 
     /// What reads of the inode are served from while it is a stub: its

@@ -302,6 +302,9 @@ struct buildfs_fuse_backing_map { int32_t fd; uint32_t flags; uint64_t padding; 
 #define BUILDFS_FUSE_NOTIFY_INVAL_INODE 2
 // off < 0: the attributes only; else also the cached pages of [off, off+len).
 struct buildfs_fuse_notify_inval_inode_out { uint64_t ino; int64_t off; int64_t len; };
+#define BUILDFS_FUSE_NOTIFY_STORE 4
+// Followed by `size` bytes: they become the cached pages of [offset, offset+size).
+struct buildfs_fuse_notify_store_out { uint64_t nodeid; uint64_t offset; uint32_t size; uint32_t padding; };
 
 // ---- Sizes at 7.45 (the kernel checks them byte for byte)
 _Static_assert(sizeof(struct buildfs_fuse_in_header) == 40, "fuse_in_header");
@@ -348,6 +351,7 @@ _Static_assert(offsetof(struct buildfs_fuse_init_out, max_stack_depth) == 36, "i
 _Static_assert(offsetof(struct buildfs_fuse_init_out, request_timeout) == 40, "init_out.request_timeout");
 _Static_assert(sizeof(struct buildfs_fuse_backing_map) == 16, "fuse_backing_map");
 _Static_assert(sizeof(struct buildfs_fuse_notify_inval_inode_out) == 24, "fuse_notify_inval_inode_out");
+_Static_assert(sizeof(struct buildfs_fuse_notify_store_out) == 24, "fuse_notify_store_out");
 
 // ---- FUSE over io_uring (7.42; FUSE_OVER_IO_URING): KernelRing
 // The commands (sqe->cmd_op of an IORING_OP_URING_CMD on /dev/fuse).

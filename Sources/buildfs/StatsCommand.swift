@@ -106,6 +106,7 @@ struct StatsCommand: BuildFSCommand {
             if remote != nil { row("  chunk reads over the network", "\(number("chunksFetchedOnRead"))") }
             row("  files copied up", "\(number("filesCopiedUp"))")
             row("  directories expanded", "\(number("directoriesExpanded"))")
+            row("  files put into the page cache", "\(number("filesPutInPageCache"))")
             row("  bytes committed", ByteCount.human(number("bytesCommitted")))
         }
     }

@@ -263,6 +263,81 @@ import TestSupport
         #expect(upper == "from the store\nwritten\nagain\n")
     }
 
+    /// Small stubs go into the page cache as they are opened, and the next
+    /// files of their listing ahead of a reader that opens them in order
+    /// (PageCacheFiller); larger ones are decoded ahead of their READs.
+    /// Every byte a reader in another process gets is the snapshot's, and
+    /// a file written right after it was filled, or while the files after
+    /// it are being filled ahead, reads back what was written: whole or in
+    /// part, from a new process, with its cached pages kept or dropped.
+    @Test func filledFilesReadExactlyAndWritesWinOverFills() throws {
+        let count = 120
+        mkdir(dir.sub("source"), 0o755)
+        var random = SeededRandom(seed: 41)
+        var contents: [String: [UInt8]] = [:]
+        for i in 0..<count {
+            let name = String(format: "f%03d", i)
+            contents[name] = random.bytes(1_000 + Int(random.next() % 60_000))
+            writeFile(dir.sub("source/\(name)"), contents[name]!)
+        }
+        let large = random.bytes(3_000_000)
+        writeFile(dir.sub("source/large.bin"), large)
+        #expect(try buildfs("import", dir.sub("source"), "--key", "base").status == 0)
+        try mounted(upper: dir.sub("upper"), from: ["base"]) {
+            // A walk in listing order, as tar makes it: the bytes of each file.
+            let walk = try Shell.bash("cd '\(mountpoint)' && for f in $(ls -U); do sha256sum \"$f\"; done")
+            #expect(walk.status == 0, "\(walk.stderr)")
+            let expected = try Shell.bash("cd '\(dir.sub("source"))' && sha256sum * | sort -k2").stdout
+            #expect(walk.stdout.split(separator: "\n").sorted { $0.dropFirst(66) < $1.dropFirst(66) }.joined(separator: "\n") + "\n"
+                    == expected)
+            let stats = try Shell.run([Shell.buildfs, "stats", mountpoint, "--json", "--store", store])
+            let json = try JSONSerialization.jsonObject(with: Data(stats.stdout.utf8)) as? [String: Any]
+            let filled = ((json?["mount"] as? [String: Any])?["filesPutInPageCache"] as? NSNumber)?.intValue ?? -1
+            #expect(filled >= count / 2 && filled <= count, "filesPutInPageCache: \(filled)")
+        }
+        // A fresh mount: every two files read in listing order set off fills
+        // of the files after them, and the next two are written at once
+        // (one rewritten, one changed in place), racing those fills, then
+        // read back by new processes, before and after their pages are
+        // dropped.
+        var changedInPlace: [String] = []
+        try mounted(upper: dir.sub("upper2"), from: ["base"]) {
+            let script = try Shell.bash("""
+                cd '\(mountpoint)' || exit 9
+                i=0
+                for f in $(ls -U | grep '^f'); do
+                    i=$(( i + 1 ))
+                    case $(( i % 4 )) in
+                    0) printf 'rewritten %s\\n' "$f" > "$f" || exit 1
+                       want="rewritten $f" ;;
+                    1) printf 'XY' | dd of="$f" bs=1 seek=10 conv=notrunc status=none || exit 2
+                       echo "in place $f"
+                       want=$(head -c 10 "$f" | od -An -tx1 | tr -d ' \\n')5859 ;;
+                    *) cat "$f" > /dev/null || exit 3
+                       continue ;;
+                    esac
+                    for pass in kept dropped; do
+                        if [ "$pass" = dropped ]; then dd if="$f" iflag=nocache count=0 status=none; fi
+                        if [ $(( i % 4 )) -eq 0 ]; then got=$(cat "$f"); else got=$(head -c 12 "$f" | od -An -tx1 | tr -d ' \\n'); fi
+                        [ "$got" = "$want" ] || { echo "$f ($pass): got $got, want $want"; exit 4; }
+                    done
+                done
+                """)
+            #expect(script.status == 0, "\(script.stdout)\(script.stderr)")
+            changedInPlace = script.stdout.split(separator: "\n").compactMap { line in
+                line.hasPrefix("in place ") ? String(line.dropFirst("in place ".count)) : nil
+            }
+            #expect(changedInPlace.count >= count / 4 - 1)
+            #expect(FileManager.default.contents(atPath: mountpoint + "/large.bin").map { [UInt8]($0) } == large)
+        }
+        // The upper holds what was written, and the snapshot's bytes around it.
+        for name in changedInPlace {
+            var want = contents[name] ?? []
+            want.replaceSubrange(10..<12, with: Array("XY".utf8))
+            #expect(FileManager.default.contents(atPath: dir.sub("upper2/\(name)")).map { [UInt8]($0) } == want, "\(name)")
+        }
+    }
+
     /// A container volume or a tmpfs at the stable path is normal: buildfs
     /// mounts over it, and unmounting shows it again.
     @Test func mountsOverAnotherFileSystem() throws {

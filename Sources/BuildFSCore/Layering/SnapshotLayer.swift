@@ -137,6 +137,8 @@ public final class MountCounters: Sendable {
     public let chunksFetchedOnRead = Atomic<UInt64>(0)
     public let filesCopiedUp = Atomic<UInt64>(0)
     public let directoriesExpanded = Atomic<UInt64>(0)
+    /// Stubs whose bytes were put into the kernel's page cache whole.
+    public let filesFilled = Atomic<UInt64>(0)
 
     public var values: [String: UInt64] {
         ["bytesServedFromStore": bytesServed.load(ordering: .relaxed),
@@ -144,6 +146,7 @@ public final class MountCounters: Sendable {
          "chunkCacheMisses": chunkMisses.load(ordering: .relaxed),
          "chunksFetchedOnRead": chunksFetchedOnRead.load(ordering: .relaxed),
          "filesCopiedUp": filesCopiedUp.load(ordering: .relaxed),
-         "directoriesExpanded": directoriesExpanded.load(ordering: .relaxed)]
+         "directoriesExpanded": directoriesExpanded.load(ordering: .relaxed),
+         "filesPutInPageCache": filesFilled.load(ordering: .relaxed)]
     }
 }

@@ -6,6 +6,8 @@ public final class StubContent: Sendable {
     let chunks: [ChunkRef]
     /// offsets[i] is where chunk i starts.
     let offsets: [UInt64]
+    /// The file's length.
+    public let size: UInt64
     /// The rest of the file was asked for (a remote store fetches it in a
     /// few requests behind the first read's own block).
     private let restRequested = Atomic<Bool>(false)
@@ -20,6 +22,37 @@ public final class StubContent: Sendable {
             position += UInt64(chunk.length)
         }
         self.offsets = offsets
+        size = position
+    }
+
+    /// How far `decodeAhead` got: the chunks before this offset are decoded
+    /// or being decoded.
+    private let decodedAhead = Atomic<UInt64>(0)
+
+    /// Decodes the chunks covering [offset, offset + length) into the
+    /// snapshot's chunk cache that no earlier call took: what a reader
+    /// reading on from `offset` will ask for next. Failures are left to
+    /// that read, which reports them.
+    public func decodeAhead(_ snapshot: SnapshotLayer, from offset: UInt64, length: UInt64) {
+        let end = min(size, offset + length)
+        var index = firstChunk(endingAfter: max(offset, decodedAhead.load(ordering: .relaxed)))
+        while index < chunks.count, offsets[index] < end {
+            let chunkEnd = offsets[index] + UInt64(chunks[index].length)
+            // Taken by another call meanwhile: it goes on from there.
+            guard decodedAhead.max(chunkEnd, ordering: .relaxed).oldValue < chunkEnd else { return }
+            _ = try? snapshot.chunk(chunks[index])
+            index += 1
+        }
+    }
+
+    /// The index of the first chunk ending after `offset`.
+    private func firstChunk(endingAfter offset: UInt64) -> Int {
+        var low = 0, high = chunks.count
+        while low < high {
+            let mid = (low + high) / 2
+            if offsets[mid] + UInt64(chunks[mid].length) <= offset { low = mid + 1 } else { high = mid }
+        }
+        return low
     }
 
     /// Part of a chunk a read returns.
@@ -33,13 +66,7 @@ public final class StubContent: Sendable {
     public func read(_ snapshot: SnapshotLayer, size: Int, offset: UInt64) throws -> [Piece] {
         var pieces: [Piece] = []
         var served = 0
-        // The first chunk ending after offset.
-        var low = 0, high = chunks.count
-        while low < high {
-            let mid = (low + high) / 2
-            if offsets[mid] + UInt64(chunks[mid].length) <= offset { low = mid + 1 } else { high = mid }
-        }
-        var index = low
+        var index = firstChunk(endingAfter: offset)
         var position = offset
         while served < size, index < chunks.count {
             let bytes = try snapshot.chunk(chunks[index])

@@ -88,6 +88,21 @@ final class KernelChannel: Sendable {
         }
     }
 
+    /// Puts `pieces`, in order, into the kernel's page cache of `node` from
+    /// offset 0 (FUSE_NOTIFY_STORE): reads of those pages then never come
+    /// here. The kernel overwrites whatever those pages hold, without
+    /// taking the inode's lock: the caller makes sure nobody writes the file
+    /// meanwhile (SnapshotSide.fillPageCache). ENOENT: the kernel has
+    /// forgotten the inode.
+    @discardableResult
+    func storeInPageCache(of node: UInt64, pieces: [UnsafeRawBufferPointer]) -> Int32 {
+        let size = pieces.reduce(0) { $0 + $1.count }
+        let notice = buildfs_fuse_notify_store_out(nodeid: node, offset: 0, size: UInt32(size), padding: 0)
+        return withUnsafeBytes(of: notice) { head in
+            send(unique: 0, error: -BUILDFS_FUSE_NOTIFY_STORE, count: pieces.count + 1) { $0 == 0 ? head : pieces[$0 - 1] }
+        }
+    }
+
     // MARK: Passthrough backing files
 
     /// Registers `fd` (O_PATH will do) as a backing file for passthrough

@@ -103,6 +103,11 @@ final class KernelRingEntry: ReplySink, @unchecked Sendable {
         notifications?.invalidateAttributes(of: node) ?? ENOTCONN
     }
 
+    @discardableResult
+    func storeInPageCache(of node: UInt64, pieces: [UnsafeRawBufferPointer]) -> Int32 {
+        notifications?.storeInPageCache(of: node, pieces: pieces) ?? ENOTCONN
+    }
+
     /// Copies `count` pieces into the payload, one after the other. A reply
     /// larger than the payload (the kernel never asks for one) becomes EIO.
     func send(unique: UInt64, error: Int32, count: Int, _ piece: (Int) -> UnsafeRawBufferPointer) -> Int32 {

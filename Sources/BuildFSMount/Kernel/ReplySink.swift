@@ -22,6 +22,11 @@ protocol ReplySink: AnyObject, Sendable {
     /// attributes is stale. Notifications always go over /dev/fuse.
     @discardableResult
     func invalidateAttributes(of node: UInt64) -> Int32
+
+    /// Not a reply: puts `pieces` into `node`'s page cache from offset 0
+    /// (KernelChannel.storeInPageCache). Over /dev/fuse too.
+    @discardableResult
+    func storeInPageCache(of node: UInt64, pieces: [UnsafeRawBufferPointer]) -> Int32
 }
 
 extension ReplySink {

@@ -11,7 +11,12 @@ import Foundation
 /// files of that listing are filled ahead, on a thread of their own, while
 /// the reader is still busy with the current one. Larger stubs are read
 /// through READ, and that thread decodes their next chunks ahead of the
-/// reader instead (into the snapshot's chunk cache).
+/// reader instead (into the snapshot's chunk cache). And a directory
+/// listed for the first time gets its subdirectories' subdirectories
+/// expanded on that thread, so that listing a subdirectory, when a walk
+/// gets there, finds its expansion one level ahead done (a walk that lists
+/// every directory expands them all anyway; `ls` of one directory expands
+/// one level more than it needed, off the caller's path).
 ///
 /// Why this never shows stale bytes or deadlocks (docs/snapshot-read-path.md):
 ///
@@ -50,6 +55,8 @@ final class PageCacheFiller: @unchecked Sendable {
     /// The fillable file listed right after / before each (inode numbers).
     private var listedAfter: [UInt64: UInt64] = [:]
     private var listedBefore: [UInt64: UInt64] = [:]
+    /// Directories listed, whose subdirectories get expanded ahead.
+    private var expandedBelow = Set<UInt64>()
     private var opened = Set<UInt64>()
     private var queue: [Job] = []
     private var queued = Set<UInt64>()
@@ -59,6 +66,8 @@ final class PageCacheFiller: @unchecked Sendable {
         case fill(UInt64)
         /// Decode this stub's chunks from this offset on.
         case decode(StubContent, from: UInt64)
+        /// Expand the subdirectories of this directory's subdirectories.
+        case expandBelow(UInt64)
     }
     private var threadStarted = false
 
@@ -67,9 +76,16 @@ final class PageCacheFiller: @unchecked Sendable {
         self.table = table
     }
 
-    /// A listing (READDIRPLUS) handed the kernel these entries, in this
-    /// order: the regular files small enough to fill, by inode number.
-    func listed(_ files: [UInt64]) {
+    /// A listing (READDIRPLUS) of `directory` handed the kernel these
+    /// entries, in this order: the regular files small enough to fill, by
+    /// inode number. The first listing of a directory also queues the
+    /// expansion below it.
+    func listed(_ files: [UInt64], in directory: UInt64) {
+        condition.lock()
+        if expandedBelow.count >= Self.rememberedFiles { expandedBelow.removeAll(keepingCapacity: true) }
+        let firstListing = expandedBelow.insert(directory).inserted
+        condition.unlock()
+        if firstListing { enqueue([], expandingBelow: directory) }
         guard files.count > 1 else { return }
         condition.lock()
         defer { condition.unlock() }
@@ -141,15 +157,20 @@ final class PageCacheFiller: @unchecked Sendable {
 
     // MARK: the thread that works ahead
 
-    private func enqueue(_ files: [UInt64]) {
+    /// Queues fills of `files`, and an expansion below `directory` if
+    /// given, before everything queued (a walk lists those subdirectories
+    /// before it opens the files in them).
+    private func enqueue(_ files: [UInt64], expandingBelow directory: UInt64? = nil) {
         condition.lock()
         defer { condition.unlock() }
+        if let directory { queue.insert(.expandBelow(directory), at: 0) }
         for file in files where queued.insert(file).inserted { queue.append(.fill(file)) }
         // A reader that jumped elsewhere leaves files it will not read:
         // the oldest go first.
         if queue.count > 4 * Self.filesAhead {
-            for case let .fill(file) in queue.prefix(queue.count - 4 * Self.filesAhead) { queued.remove(file) }
-            queue.removeFirst(queue.count - 4 * Self.filesAhead)
+            let dropped = queue.count - 4 * Self.filesAhead
+            for case let .fill(file) in queue.prefix(dropped) { queued.remove(file) }
+            queue.removeFirst(dropped)
         }
         startThreadIfNeeded()
         condition.signal()
@@ -175,6 +196,9 @@ final class PageCacheFiller: @unchecked Sendable {
             switch job {
             case let .decode(stub, from):
                 stub.decodeAhead(side.layer, from: from, length: Self.bytesDecodedAhead)
+            case let .expandBelow(number):
+                guard let directory = try? table.inode(number) else { continue }
+                table.cache.serving(table) { side.expandSubdirectoriesAhead(of: directory) }
             case let .fill(number):
                 // Gone from the kernel meanwhile: nothing to fill.
                 guard let sink, let inode = try? table.inode(number) else { continue }

@@ -168,7 +168,7 @@ extension PassthroughFileSystem {
         } else {
             listing.send(to: request)
         }
-        filler?.listed(fillable)
+        filler?.listed(fillable, in: ino)
     }
 
     /// Adds `entry` to the listing if it fits. With `plus`, an entry but

@@ -68,6 +68,27 @@ final class SnapshotSide: Sendable {
         }
     }
 
+    /// Expands, ahead of a reader walking `directory`, the subdirectories
+    /// of its subdirectories (PageCacheFiller): when the reader lists one
+    /// of those, its own expansion one level ahead is done. Failures are
+    /// left to the listing, which reports them.
+    func expandSubdirectoriesAhead(of directory: Inode) {
+        let listing = openat(directory.fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard listing >= 0, let stream = fdopendir(listing) else {
+            if listing >= 0 { close(listing) }
+            return
+        }
+        defer { closedir(stream) }
+        while let entry = readdir(stream) {
+            guard entry.pointee.d_type == UInt8(DT_DIR) else { continue }
+            withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                let name = raw.baseAddress!.assumingMemoryBound(to: CChar.self)
+                if strcmp(name, ".") == 0 || strcmp(name, "..") == 0 || isInternal(directory, name) { return }
+                try? expandChild(directory, name)
+            }
+        }
+    }
+
     /// The root is seen as soon as the mount is up: expand it (and its
     /// subdirectories) before.
     func expandRoot() throws {

@@ -74,17 +74,11 @@ final class SnapshotSide: Sendable {
     /// left to the listing, which reports them.
     func expandSubdirectoriesAhead(of directory: Inode) {
         let listing = openat(directory.fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard listing >= 0, let stream = fdopendir(listing) else {
-            if listing >= 0 { close(listing) }
-            return
-        }
-        defer { closedir(stream) }
-        while let entry = readdir(stream) {
-            guard entry.pointee.d_type == UInt8(DT_DIR) else { continue }
-            withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                let name = raw.baseAddress!.assumingMemoryBound(to: CChar.self)
-                if strcmp(name, ".") == 0 || strcmp(name, "..") == 0 || isInternal(directory, name) { return }
-                try? expandChild(directory, name)
+        guard listing >= 0,
+              let names = try? FileDescriptor(raw: listing, path: upperPath).directoryEntries(onlyDirectories: true) else { return }
+        for name in names {
+            withCString(name) { cName in
+                if !isInternal(directory, cName) { try? expandChild(directory, cName) }
             }
         }
     }

@@ -40,16 +40,7 @@ extension SnapshotLayer {
     /// subdirectories stay pending).
     public func expandSubdirectories(of directory: Int32) throws {
         let listing = try sys("openat") { openat(directory, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
-        guard let stream = fdopendir(listing) else {
-            let error = SystemCallError("fdopendir")
-            close(listing)
-            throw error
-        }
-        defer { closedir(stream) }
-        while let entry = Glibc.readdir(stream) {
-            guard entry.pointee.d_type == UInt8(DT_DIR) else { continue }
-            let name = entryName(entry)
-            if name == [0x2E] || name == [0x2E, 0x2E] { continue }
+        for name in try FileDescriptor(raw: listing, path: "upper").directoryEntries(onlyDirectories: true) {
             let child = try withCString(name) { cName in try sys("openat") { openat(directory, cName, BUILDFS_O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) } }
             defer { close(child) }
             if let tree = UpperLayout.pendingTree(at: .file("/proc/self/fd/\(child)")) {

@@ -84,8 +84,9 @@ public final class FileDescriptor: @unchecked Sendable {
         guard fsync(raw) == 0 else { throw SystemCallError("fsync", path) }
     }
 
-    /// Names in this directory, without "." and "..", in no particular order.
-    public func directoryEntries() throws -> [[UInt8]] {
+    /// Names in this directory, without "." and "..", in no particular order;
+    /// with `onlyDirectories`, those readdir says are directories.
+    public func directoryEntries(onlyDirectories: Bool = false) throws -> [[UInt8]] {
         let dupFD = dup(raw)
         guard dupFD >= 0, let dir = fdopendir(dupFD) else {
             throw SystemCallError("open directory", path)
@@ -99,6 +100,7 @@ public final class FileDescriptor: @unchecked Sendable {
                 if errno != 0 { throw SystemCallError("read directory", path) }
                 return names
             }
+            if onlyDirectories && entry.pointee.d_type != UInt8(DT_DIR) { continue }
             let name = entryName(entry)
             if name == [0x2E] || name == [0x2E, 0x2E] { continue }
             names.append(name)

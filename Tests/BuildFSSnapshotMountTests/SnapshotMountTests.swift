@@ -290,9 +290,14 @@ import TestSupport
             let expected = try Shell.bash("cd '\(dir.sub("source"))' && sha256sum * | sort -k2").stdout
             #expect(walk.stdout.split(separator: "\n").sorted { $0.dropFirst(66) < $1.dropFirst(66) }.joined(separator: "\n") + "\n"
                     == expected)
-            let stats = try Shell.run([Shell.buildfs, "stats", mountpoint, "--json", "--store", store])
-            let json = try JSONSerialization.jsonObject(with: Data(stats.stdout.utf8)) as? [String: Any]
-            let filled = ((json?["mount"] as? [String: Any])?["filesPutInPageCache"] as? NSNumber)?.intValue ?? -1
+            // The daemon publishes its counters four times a second.
+            var filled = -1
+            _ = waitUntil(seconds: 5) {
+                let stats = try? Shell.run([Shell.buildfs, "stats", mountpoint, "--json", "--store", store])
+                let json = stats.flatMap { try? JSONSerialization.jsonObject(with: Data($0.stdout.utf8)) } as? [String: Any]
+                filled = ((json?["mount"] as? [String: Any])?["filesPutInPageCache"] as? NSNumber)?.intValue ?? -1
+                return filled >= count / 2
+            }
             #expect(filled >= count / 2 && filled <= count, "filesPutInPageCache: \(filled)")
         }
         // A fresh mount: every two files read in listing order set off fills
